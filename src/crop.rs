@@ -1,0 +1,149 @@
+//! Cutting a face out of a frame: an affine map from crop pixels to frame
+//! pixels, and bilinear sampling through it.
+//!
+//! Every model input (detector letterbox, rotated mesh crop, emotion and gear
+//! crops) is one such map, so the inverse map is what takes model outputs back
+//! into frame coordinates.
+
+use image::RgbImage;
+
+/// Maps a crop pixel `(u, v)` to a frame position `(x, y)`:
+/// `x = a·u + b·v + tx`, `y = c·u + d·v + ty`. Both sides count in pixel
+/// indices (pixel `i`'s centre is at `i`), as TF's resize and crop kernels
+/// that the models were trained behind do.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Affine {
+    pub a: f32,
+    pub b: f32,
+    pub c: f32,
+    pub d: f32,
+    pub tx: f32,
+    pub ty: f32,
+}
+
+impl Affine {
+    /// A square region of `side` frame pixels centred on `(cx, cy)`, seen as an
+    /// `out`×`out` crop whose x axis points along `axis` radians in the frame
+    /// (`atan2(dy, dx)` with y pointing down). Pointing the axis along a
+    /// face's eye line makes that face upright in the crop.
+    pub fn square(cx: f32, cy: f32, side: f32, axis: f32, out: u32) -> Affine {
+        let s = side / out as f32;
+        let (sin, cos) = axis.sin_cos();
+        let half = out as f32 / 2.0;
+        let (a, b, c, d) = (s * cos, -s * sin, s * sin, s * cos);
+        Affine { a, b, c, d, tx: cx - a * half - b * half, ty: cy - c * half - d * half }
+    }
+
+    /// An axis-aligned rectangle `[x0, x1) × [y0, y1)` seen as a `w`×`h` crop
+    /// (for the whole frame, this is TF's `resizeBilinear` without half-pixel centres).
+    pub fn rect(x0: f32, y0: f32, x1: f32, y1: f32, w: u32, h: u32) -> Affine {
+        let (sx, sy) = ((x1 - x0) / w as f32, (y1 - y0) / h as f32);
+        Affine { a: sx, b: 0.0, c: 0.0, d: sy, tx: x0, ty: y0 }
+    }
+
+    pub fn apply(&self, u: f32, v: f32) -> (f32, f32) {
+        (self.a * u + self.b * v + self.tx, self.c * u + self.d * v + self.ty)
+    }
+
+    /// The scale from crop pixels to frame pixels (the length of a crop pixel).
+    pub fn scale(&self) -> f32 {
+        (self.a * self.d - self.b * self.c).abs().sqrt()
+    }
+
+    /// This map after `inner`: crop-of-a-crop pixels straight to frame pixels,
+    /// so a sub-crop samples the frame once rather than resampling a resample.
+    pub fn then(&self, inner: &Affine) -> Affine {
+        Affine {
+            a: self.a * inner.a + self.b * inner.c,
+            b: self.a * inner.b + self.b * inner.d,
+            c: self.c * inner.a + self.d * inner.c,
+            d: self.c * inner.b + self.d * inner.d,
+            tx: self.a * inner.tx + self.b * inner.ty + self.tx,
+            ty: self.c * inner.tx + self.d * inner.ty + self.ty,
+        }
+    }
+}
+
+/// Samples `w`×`h` RGB pixels (0–255 as f32) through `map`, bilinearly, in
+/// row-major order. Positions more than a pixel outside the frame read as
+/// black, as TF's crop-and-resize extrapolates; nearer ones take the edge.
+pub fn sample_rgb(frame: &RgbImage, map: &Affine, w: u32, h: u32) -> Vec<[f32; 3]> {
+    let (fw, fh) = (frame.width() as i64, frame.height() as i64);
+    let raw = frame.as_raw();
+    let pixel = |x: i64, y: i64| -> [f32; 3] {
+        let (x, y) = (x.clamp(0, fw - 1), y.clamp(0, fh - 1));
+        let i = ((y * fw + x) * 3) as usize;
+        [raw[i] as f32, raw[i + 1] as f32, raw[i + 2] as f32]
+    };
+    let mut out = Vec::with_capacity((w * h) as usize);
+    for v in 0..h {
+        for u in 0..w {
+            let (x, y) = map.apply(u as f32, v as f32);
+            if !(x > -1.0 && y > -1.0 && x < fw as f32 && y < fh as f32) {
+                out.push([0.0; 3]);
+                continue;
+            }
+            let (x0, y0) = (x.floor(), y.floor());
+            let (fx, fy) = (x - x0, y - y0);
+            let (x0, y0) = (x0 as i64, y0 as i64);
+            let (p00, p10, p01, p11) = (pixel(x0, y0), pixel(x0 + 1, y0), pixel(x0, y0 + 1), pixel(x0 + 1, y0 + 1));
+            let mut rgb = [0.0; 3];
+            for k in 0..3 {
+                let top = p00[k] + (p10[k] - p00[k]) * fx;
+                let bottom = p01[k] + (p11[k] - p01[k]) * fx;
+                rgb[k] = top + (bottom - top) * fy;
+            }
+            out.push(rgb);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn square_crop_centre_maps_to_centre() {
+        let m = Affine::square(100.0, 50.0, 40.0, 0.3, 192);
+        let (x, y) = m.apply(96.0, 96.0);
+        assert!((x - 100.0).abs() < 1e-4 && (y - 50.0).abs() < 1e-4);
+        assert!((m.scale() - 40.0 / 192.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn square_crop_axis_follows_the_given_direction() {
+        // Axis at 90°: moving right in the crop moves down in the frame.
+        let m = Affine::square(0.0, 0.0, 10.0, std::f32::consts::FRAC_PI_2, 10);
+        let (x0, y0) = m.apply(5.0, 5.0);
+        let (x1, y1) = m.apply(6.0, 5.0);
+        assert!((x1 - x0).abs() < 1e-5 && (y1 - y0 - 1.0).abs() < 1e-5);
+    }
+
+    #[test]
+    fn identity_rect_samples_pixels_exactly() {
+        let mut img = RgbImage::new(4, 3);
+        img.put_pixel(2, 1, image::Rgb([200, 100, 50]));
+        let px = sample_rgb(&img, &Affine::rect(0.0, 0.0, 4.0, 3.0, 4, 3), 4, 3);
+        assert_eq!(px[1 * 4 + 2], [200.0, 100.0, 50.0]);
+        assert_eq!(px[0], [0.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn outside_the_frame_is_black() {
+        let img = RgbImage::from_pixel(2, 2, image::Rgb([255, 255, 255]));
+        let px = sample_rgb(&img, &Affine::rect(10.0, 10.0, 12.0, 12.0, 2, 2), 2, 2);
+        assert!(px.iter().all(|p| *p == [0.0; 3]));
+    }
+
+    #[test]
+    fn composing_maps_equals_applying_both() {
+        let outer = Affine::square(50.0, 40.0, 30.0, 0.4, 192);
+        let inner = Affine::rect(19.2, 0.0, 172.8, 172.8, 198, 198);
+        let (u, v) = (37.0, 101.0);
+        let (x1, y1) = inner.apply(u, v);
+        let direct = outer.apply(x1, y1);
+        let composed = outer.then(&inner).apply(u, v);
+        assert!((direct.0 - composed.0).abs() < 1e-4 && (direct.1 - composed.1).abs() < 1e-4);
+    }
+}

@@ -1,0 +1,191 @@
+//! The `emoedge` command line: argument parsing, then calls into the library.
+
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+    process::ExitCode,
+    time::Instant,
+};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use emoedge::{
+    config::Config,
+    models::{self, Cpu, ModelFile, Precision},
+    pipeline::Pipeline,
+    sink, source,
+};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  every picture was analysed and had at least one face
+  1  every picture was analysed, but some had no face
+  2  usage or configuration error
+  3  a picture could not be read or decoded (the others are still analysed)
+  4  a model file is missing, corrupt or cannot be loaded
+  5  an output could not be written
+
+Environment:
+  RUST_LOG        log filter, e.g. RUST_LOG=debug (logs go to stderr)
+  EMOEDGE_MODELS  the models directory (default: the source tree's models/)";
+
+fn long_version() -> &'static str {
+    let models: Vec<String> = models::MODELS.iter().map(|m| format!("{}:{}", m.name, m.precision)).collect();
+    Box::leak(
+        format!(
+            "{} (git {})\nbackends: {}\nmodels: {}",
+            env!("CARGO_PKG_VERSION"),
+            emoedge::GIT_REV,
+            emoedge::BACKENDS,
+            models.join(" ")
+        )
+        .into_boxed_str(),
+    )
+}
+
+#[derive(Parser)]
+#[command(name = "emoedge", about = "Reads faces in pictures: emotion, action units, head pose, age and gender.",
+          long_version = long_version(), version, after_help = EXIT_CODES)]
+struct Cli {
+    /// A TOML config file (see the README for its keys).
+    #[arg(long, global = true, env = "EMOEDGE_CONFIG")]
+    config: Option<PathBuf>,
+    /// The directory holding models/manifest.toml's files.
+    #[arg(long, global = true)]
+    models: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Find every face in each picture and read its expression, action units, pose, age and gender.
+    #[command(after_help = EXIT_CODES)]
+    Analyze {
+        /// JPEG or PNG pictures.
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        /// Print one JSON object per picture (one per line), with REP-155 field names.
+        #[arg(long)]
+        json: bool,
+        /// Write a PNG with boxes, landmarks, labels and AU bars. With several
+        /// pictures, a directory that receives <name>.annotated.png for each.
+        #[arg(long, value_name = "PATH")]
+        annotate: Option<PathBuf>,
+        /// Model precision: fp32, fp16 or int8 [default: from the config, else fp32].
+        #[arg(long)]
+        precision: Option<Precision>,
+    },
+    /// List the models in the manifest and verify each file's sha256.
+    Models,
+}
+
+/// A failure, with the exit code it maps to.
+struct Failure(u8, anyhow::Error);
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure(2, e.into())
+    }
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(Failure(code, e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<u8, Failure> {
+    let config = match &cli.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    let dir = cli.models.clone().or_else(|| config.models.clone()).unwrap_or_else(models::default_dir);
+    match cli.command {
+        Command::Analyze { images, json, annotate, precision } => {
+            let precision = precision.or(config.precision).unwrap_or(Precision::Fp32);
+            analyze(&dir, precision, config, &images, json, annotate.as_deref())
+        }
+        Command::Models => verify_models(&dir),
+    }
+}
+
+fn analyze(
+    dir: &Path,
+    precision: Precision,
+    config: Config,
+    images: &[PathBuf],
+    json: bool,
+    annotate: Option<&Path>,
+) -> Result<u8, Failure> {
+    let pipeline = Pipeline::load(dir, precision, &Cpu, config).map_err(|e| Failure(4, e.into()))?;
+    log::info!("models from {} at {precision}", dir.display());
+    let stdout = std::io::stdout();
+    let mut code = 0u8;
+    for path in images {
+        let name = path.display().to_string();
+        let t = Instant::now();
+        let frame = match source::read_image(path) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("error: {e}");
+                code = code.max(3);
+                continue;
+            }
+        };
+        let decode_ms = t.elapsed().as_secs_f64() * 1e3;
+        let mut analysis = pipeline.analyze(&frame, &name).map_err(|e| Failure(2, e.into()))?;
+        analysis.decode_ms = decode_ms;
+        if analysis.faces.is_empty() {
+            code = code.max(1);
+        }
+        let mut out = stdout.lock();
+        let written = if json {
+            writeln!(out, "{}", analysis.to_json())
+        } else {
+            write!(out, "{}", sink::terminal::render(&analysis))
+        };
+        written.context("writing to stdout").map_err(|e| Failure(5, e))?;
+        if let Some(target) = annotate {
+            let file = annotate_path(target, path, images.len());
+            sink::annotate::draw(&frame, &analysis)
+                .save(&file)
+                .with_context(|| format!("writing the annotated picture {}", file.display()))
+                .map_err(|e| Failure(5, e))?;
+            log::info!("wrote {}", file.display());
+        }
+    }
+    Ok(code)
+}
+
+/// One picture: the path as given. Several: a directory of `<stem>.annotated.png`.
+fn annotate_path(target: &Path, image: &Path, count: usize) -> PathBuf {
+    if count == 1 && target.extension().is_some() {
+        return target.to_path_buf();
+    }
+    let _ = std::fs::create_dir_all(target);
+    let stem = image.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "image".into());
+    target.join(format!("{stem}.annotated.png"))
+}
+
+fn verify_models(dir: &Path) -> Result<u8, Failure> {
+    let mut code = 0;
+    println!("models in {}", dir.display());
+    for m in models::MODELS {
+        let status = match ModelFile::open(dir, m.name, m.precision) {
+            Ok(_) => "ok".to_string(),
+            Err(e) => {
+                code = 4;
+                e.to_string()
+            }
+        };
+        println!("  {:<20} {:<5} {:>9} bytes  {}  {}", m.name, m.precision.as_str(), m.bytes, m.licence, status);
+    }
+    Ok(code)
+}
