@@ -16,7 +16,7 @@ use crate::{
 
 /// Milliseconds spent in each stage. Detection and decoding are per picture;
 /// the rest are per face.
-#[derive(Clone, Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default)]
 pub struct StageTimes {
     pub landmarks: f64,
     pub prior: f64,
@@ -97,7 +97,12 @@ impl Face {
             },
             "soft_biometrics": soft,
             "landmarks": self.landmarks.points.iter().map(|p| [round(p[0] / w, 5), round(p[1] / h, 5)]).collect::<Vec<_>>(),
-            "timings_ms": self.times,
+            "timings_ms": {
+                "landmarks": round(self.times.landmarks as f32, 3),
+                "prior": round(self.times.prior as f32, 3),
+                "emotion": round(self.times.emotion as f32, 3),
+                "attributes": round(self.times.attributes as f32, 3),
+            },
         })
     }
 }

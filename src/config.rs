@@ -19,7 +19,7 @@ use serde::Deserialize;
 
 use crate::models::Precision;
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub models: Option<PathBuf>,
@@ -49,18 +49,6 @@ pub struct AttributesConfig {
     /// Inferring race is biometric categorisation that the EU AI Act forbids
     /// in many settings; it is here only to reproduce the seed papers' prompt.
     pub race: bool,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            models: None,
-            precision: None,
-            detect: DetectConfig::default(),
-            mesh: MeshConfig::default(),
-            attributes: AttributesConfig::default(),
-        }
-    }
 }
 
 impl Default for DetectConfig {

@@ -125,7 +125,7 @@ mod tests {
         let mut img = RgbImage::new(4, 3);
         img.put_pixel(2, 1, image::Rgb([200, 100, 50]));
         let px = sample_rgb(&img, &Affine::rect(0.0, 0.0, 4.0, 3.0, 4, 3), 4, 3);
-        assert_eq!(px[1 * 4 + 2], [200.0, 100.0, 50.0]);
+        assert_eq!(px[4 + 2], [200.0, 100.0, 50.0]);
         assert_eq!(px[0], [0.0, 0.0, 0.0]);
     }
 

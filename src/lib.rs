@@ -7,6 +7,7 @@
 //! loads and verifies the model files; [`pipeline`] wires the stages.
 
 pub mod analysis;
+pub mod bench;
 pub mod config;
 pub mod crop;
 pub mod detect;

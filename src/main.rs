@@ -78,6 +78,20 @@ enum Command {
     },
     /// List the models in the manifest and verify each file's sha256.
     Models,
+    /// Time each face model on tract beside onnxruntime (one thread each, the
+    /// same ONNX file and input), and the whole pipeline per frame, at every
+    /// precision. Needs the reference Python from `bash .ci/setup`.
+    Bench {
+        /// Timed runs per measurement (the median is reported).
+        #[arg(long, default_value_t = 30)]
+        repeat: usize,
+        /// The picture to measure on [default: the bundled astronaut.png].
+        #[arg(long)]
+        image: Option<PathBuf>,
+        /// Also write bench.json into this directory.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 /// A failure, with the exit code it maps to.
@@ -113,6 +127,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             analyze(&dir, precision, config, &images, json, annotate.as_deref())
         }
         Command::Models => verify_models(&dir),
+        Command::Bench { repeat, image, out } => bench(&dir, config, repeat, image, out.as_deref()),
     }
 }
 
@@ -188,4 +203,41 @@ fn verify_models(dir: &Path) -> Result<u8, Failure> {
         println!("  {:<20} {:<5} {:>9} bytes  {}  {}", m.name, m.precision.as_str(), m.bytes, m.licence, status);
     }
     Ok(code)
+}
+
+fn bench(dir: &Path, config: Config, repeat: usize, image: Option<PathBuf>, out: Option<&Path>) -> Result<u8, Failure> {
+    let image = image.unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/astronaut.png"));
+    let frame = source::read_image(&image).map_err(|e| Failure(3, e.into()))?;
+    let mut pipelines = Vec::new();
+    for precision in Precision::ALL {
+        pipelines.push((precision, Pipeline::load(dir, precision, &Cpu, config.clone()).map_err(|e| Failure(4, e.into()))?));
+    }
+    let refs: Vec<(Precision, &Pipeline)> = pipelines.iter().map(|(p, q)| (*p, q)).collect();
+    let bar = indicatif::ProgressBar::new(1).with_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {elapsed}").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_message("benchmarking");
+    let work = std::env::temp_dir().join(format!("emoedge-bench-{}", std::process::id()));
+    let rows = emoedge::bench::face_bench(&refs, &frame, dir, &work, repeat, |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    })
+    .map_err(|e| Failure(2, anyhow::anyhow!("{e}")))?;
+    bar.finish_and_clear();
+    let _ = std::fs::remove_dir_all(&work);
+    println!("{:<70} {:>10} {:>12} {:>9} {:>10}", "metric", "tract", "onnxruntime", "ratio", "max diff");
+    for r in &rows {
+        let reference = r.reference.map(|v| format!("{v:.3}")).unwrap_or_else(|| "-".into());
+        let ratio = r.ratio.map(|v| format!("{v:.2}×")).unwrap_or_else(|| "-".into());
+        let diff = r.max_diff.map(|v| format!("{v:.1e}")).unwrap_or_default();
+        println!("{:<70} {:>10.3} {:>12} {:>9} {:>10}", r.metric, r.ours, reference, ratio, diff);
+    }
+    println!("ratio = tract time ÷ onnxruntime time (below 1: tract is faster); both single-threaded");
+    if let Some(out) = out {
+        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display())).map_err(|e| Failure(5, e))?;
+        let json = serde_json::json!({"machine": {"threads": 1, "image": image}, "rows": rows});
+        let file = out.join("bench.json");
+        std::fs::write(&file, format!("{json:#}")).with_context(|| format!("writing {}", file.display())).map_err(|e| Failure(5, e))?;
+    }
+    Ok(0)
 }

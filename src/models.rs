@@ -171,11 +171,32 @@ pub trait Backend: Send + Sync {
 /// tract's own optimiser and kernels on the host CPU.
 pub struct Cpu;
 
+/// Whether this CPU does half-precision arithmetic natively (ARMv8.2 FP16).
+/// Where it does not (x86_64), tract would emulate every f16 operation:
+/// hundreds of times slower, and accumulating in f16 besides.
+pub fn native_f16() -> bool {
+    #[cfg(target_arch = "aarch64")]
+    {
+        std::arch::is_aarch64_feature_detected!("fp16")
+    }
+    #[cfg(not(target_arch = "aarch64"))]
+    {
+        false
+    }
+}
+
 impl Backend for Cpu {
     fn name(&self) -> &'static str {
         "cpu"
     }
-    fn prepare(&self, model: TypedModel) -> TractResult<Box<dyn Runnable>> {
+    fn prepare(&self, mut model: TypedModel) -> TractResult<Box<dyn Runnable>> {
+        // An fp16 export then keeps its half-size file and f16-rounded weights,
+        // and computes in f32.
+        if !native_f16() {
+            if let Some(widen) = tract_onnx::tract_core::transform::get_transform("f16_to_f32")? {
+                model.transform(&*widen)?;
+            }
+        }
         tract_onnx::tract_core::runtime::DefaultRuntime.prepare(model)
     }
 }

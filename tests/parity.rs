@@ -1,28 +1,26 @@
 //! tract against onnxruntime: every face model, at every precision, on the
 //! same ONNX file and the same real input (the astronaut's own crops).
 //!
-//! Tolerance: |tract − ort| ≤ atol + rtol·|ort| for every output value, with
-//! (atol, rtol) per precision below. fp32 must agree to float rounding; fp16
-//! and int8 graphs leave each runtime its own kernels (accumulation order,
-//! requantisation rounding), so their bounds are looser.
+//! Tolerance: max |tract − ort| ≤ tol · max |ort|, per output tensor, with
+//! `tol` per precision below. Scaling by the output's own range keeps one rule
+//! fair for logits near 0 and pixel offsets near 100. fp32 must agree to float
+//! rounding. For fp16, onnxruntime rounds every activation to f16 while tract
+//! on a CPU without f16 arithmetic computes in f32 from the f16 weights (see
+//! `models::Cpu`), so the two differ by f16's own precision, compounded over
+//! the layers. int8 graphs leave each runtime its own requantisation rounding.
 
 mod common;
 
-use std::process::Command;
-
 use emoedge::{
-    detect::Detector,
-    heads::Heads,
-    landmarks::Mesh,
+    bench::{difference, face_jobs, run_reference},
     models::{self, Cpu, Model, Precision},
 };
-use tract_onnx::prelude::*;
 
-fn tolerance(p: Precision) -> (f32, f32) {
+fn tolerance(p: Precision) -> f32 {
     match p {
-        Precision::Fp32 => (1e-3, 1e-3),
-        Precision::Fp16 => (2e-2, 2e-2),
-        Precision::Int8 => (5e-2, 5e-2),
+        Precision::Fp32 => 1e-5,
+        Precision::Fp16 => 1e-2,
+        Precision::Int8 => 1e-2,
     }
 }
 
@@ -31,66 +29,21 @@ fn tract_matches_onnxruntime_on_every_model_and_precision() {
     let frame = common::frame("astronaut.png");
     let analysis = common::analyze(&common::pipeline(Precision::Fp32), &frame);
     assert_eq!(analysis.faces.len(), 1, "the parity inputs come from the astronaut's one face");
-    let face = &analysis.faces[0];
-    let detections = Detector::input(&frame);
-    let mesh = Mesh::input(&frame, &face.landmarks.crop);
-    let inputs: Vec<(&str, Tensor)> = vec![
-        ("blazeface", detections),
-        ("facemesh", mesh),
-        ("emotion", Heads::emotion_input(&frame, &face.landmarks)),
-        ("faceres", Heads::faceres_input(&frame, &face.landmarks)),
-        ("gear", Heads::gear_input(&frame, &face.landmarks)),
-    ];
-
-    // Write every job, run onnxruntime once over all of them.
-    let dir = common::scratch("parity");
-    let models_dir = models::default_dir();
-    let mut jobs = Vec::new();
-    for (name, input) in &inputs {
-        for precision in Precision::ALL {
-            let entry = models::entry(name, precision).unwrap_or_else(|| panic!("{name} {precision} not in manifest"));
-            let job = format!("{name}.{precision}");
-            let shape: Vec<usize> = input.shape().to_vec();
-            let spec = serde_json::json!({"model": models_dir.join(entry.file), "shape": shape});
-            std::fs::write(dir.join(format!("{job}.json")), spec.to_string()).unwrap();
-            let values = input.to_plain_array_view::<f32>().unwrap();
-            let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-            std::fs::write(dir.join(format!("{job}.in")), bytes).unwrap();
-            jobs.push((job, *name, precision, input.clone()));
-        }
-    }
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/ort_run.py");
-    let status = Command::new(common::reference_python()).arg(script).arg(&dir).status().expect("running onnxruntime");
-    assert!(status.success(), "the onnxruntime reference failed");
+    let jobs = face_jobs(&frame, &analysis.faces[0]);
+    let dir = models::default_dir();
+    let reference = run_reference(&jobs, &dir, &common::scratch("parity"), 0).unwrap_or_else(|e| panic!("{e}"));
 
     let mut failures = Vec::new();
-    println!("{:<22} {:>12} {:>12}  tolerance", "model", "max |diff|", "max rel");
-    for (job, name, precision, input) in jobs {
-        let model = Model::load(&models_dir, name, precision, &Cpu).unwrap();
-        let ours = model.run(input).unwrap();
-        let shapes: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.join(format!("{job}.out.json"))).unwrap()).unwrap();
-        let count = shapes["shapes"].as_array().unwrap().len();
-        assert_eq!(ours.len(), count, "{job}: tract gives {} outputs, onnxruntime {count}", ours.len());
-        let (atol, rtol) = tolerance(precision);
-        let (mut max_abs, mut max_rel, mut ok) = (0f32, 0f32, true);
-        for (k, ours) in ours.iter().enumerate() {
-            let theirs: Vec<f32> = std::fs::read(dir.join(format!("{job}.out{k}")))
-                .unwrap()
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect();
-            assert_eq!(ours.len(), theirs.len(), "{job} output {k}: sizes differ");
-            for (a, b) in ours.iter().zip(&theirs) {
-                let diff = (a - b).abs();
-                max_abs = max_abs.max(diff);
-                max_rel = max_rel.max(diff / b.abs().max(1e-6));
-                ok &= diff <= atol + rtol * b.abs();
-            }
-        }
-        println!("{job:<22} {max_abs:>12.3e} {max_rel:>12.3e}  {atol:.0e} + {rtol:.0e}·|ort|");
+    println!("{:<16} {:>11} {:>11}  tolerance", "model", "max |diff|", "relative");
+    for (job, theirs) in jobs.iter().zip(&reference) {
+        let model = Model::load(&dir, job.model, job.precision, &Cpu).unwrap();
+        let ours = model.run(job.input.clone()).unwrap();
+        let tol = tolerance(job.precision);
+        let (abs, rel) = difference(&ours, &theirs.outputs).unwrap_or((f32::NAN, f32::NAN));
+        let ok = rel <= tol;
+        println!("{:<16} {abs:>11.3e} {rel:>11.3e}  {tol:.0e}{}", job.key(), if ok { "" } else { "  FAILED" });
         if !ok {
-            failures.push(job);
+            failures.push(job.key());
         }
     }
     assert!(failures.is_empty(), "tract and onnxruntime disagree beyond tolerance on {failures:?}");

@@ -128,7 +128,7 @@ fn imageproc_free_rotate(img: &image::RgbImage, cx: f32, cy: f32, angle: f32) ->
 fn int8_and_fp16_agree_with_fp32_on_the_label_of_every_test_picture() {
     let fp32 = common::pipeline(Precision::Fp32);
     let original = DynamicImage::ImageRgb8(common::frame("astronaut.png").image);
-    let pictures = vec![
+    let pictures = [
         common::frame("astronaut.png"),
         reencode(original.fliph(), ImageFormat::Png),
         reencode(DynamicImage::ImageLuma8(original.to_luma8()), ImageFormat::Png),
@@ -165,4 +165,21 @@ fn json_has_the_rep155_fields() {
         assert!((0.0..=1.0).contains(&v), "roi {k} = {v}");
     }
     assert!(f["soft_biometrics"].get("race").is_none(), "race must be off by default");
+}
+
+#[test]
+fn every_face_in_a_picture_is_found() {
+    // Two real faces side by side: the portrait and its mirror image.
+    let p = common::pipeline(Precision::Fp32);
+    let one = common::frame("astronaut.png").image;
+    let mirrored = image::imageops::flip_horizontal(&one);
+    let mut both = image::RgbImage::new(1024, 512);
+    image::imageops::replace(&mut both, &one, 0, 0);
+    image::imageops::replace(&mut both, &mirrored, 512, 0);
+    let a = common::analyze(&p, &Frame::from_rgb(both));
+    assert_eq!(a.faces.len(), 2, "expected two faces");
+    let mut centres: Vec<f32> = a.faces.iter().map(|f| f.bbox.center().0).collect();
+    centres.sort_by(f32::total_cmp);
+    assert!(centres[0] < 512.0 && centres[1] > 512.0, "one face per half: {centres:?}");
+    assert!(a.faces.iter().all(|f| f.emotions.top().0 == Emotion::Happiness));
 }

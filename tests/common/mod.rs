@@ -29,15 +29,6 @@ pub fn analyze(pipeline: &Pipeline, frame: &Frame) -> Analysis {
     pipeline.analyze(frame, "test").unwrap_or_else(|e| panic!("analysis failed: {e}"))
 }
 
-/// The Python with onnxruntime: $EMOEDGE_REF_PYTHON, else `.venv-ref/` from `.ci/setup`.
-pub fn reference_python() -> PathBuf {
-    if let Some(p) = std::env::var_os("EMOEDGE_REF_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv-ref/bin/python");
-    assert!(venv.exists(), "no reference Python at {}: run `bash .ci/setup` first", venv.display());
-    venv
-}
 
 /// A scratch directory under target/, fresh for each call site.
 pub fn scratch(name: &str) -> PathBuf {
