@@ -183,3 +183,31 @@ fn every_face_in_a_picture_is_found() {
     assert!(centres[0] < 512.0 && centres[1] > 512.0, "one face per half: {centres:?}");
     assert!(a.faces.iter().all(|f| f.emotions.top().0 == Emotion::Happiness));
 }
+
+#[test]
+fn exif_orientation_is_applied() {
+    // A camera that stores the picture sideways and says so in EXIF
+    // (orientation 6: rotate 90° clockwise to view).
+    let upright = common::frame("astronaut.png").image;
+    let sideways = image::imageops::rotate270(&upright);
+    let mut jpeg = Vec::new();
+    let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90);
+    sideways.write_with_encoder(enc).unwrap();
+    let mut tiff = b"II\x2a\x00\x08\x00\x00\x00".to_vec();
+    tiff.extend([1, 0]); // one IFD entry
+    tiff.extend([0x12, 0x01, 3, 0, 1, 0, 0, 0, 6, 0, 0, 0]); // Orientation, SHORT, 1, value 6
+    tiff.extend([0, 0, 0, 0]); // no next IFD
+    let mut app1 = b"Exif\x00\x00".to_vec();
+    app1.extend(tiff);
+    let mut with_exif = vec![0xFF, 0xD8, 0xFF, 0xE1];
+    with_exif.extend(((app1.len() + 2) as u16).to_be_bytes());
+    with_exif.extend(app1);
+    with_exif.extend(&jpeg[2..]);
+
+    let frame = decode_image(&with_exif, "exif.jpg").unwrap();
+    assert_eq!((frame.width(), frame.height()), (512, 512));
+    let a = common::analyze(&common::pipeline(Precision::Fp32), &frame);
+    assert_eq!(a.faces.len(), 1);
+    assert!(iou(&a.faces[0].bbox, &true_face()) > 0.6, "box {:?}: the picture was not turned upright", a.faces[0].bbox);
+    assert!(a.faces[0].prior.pose.roll.abs() < 10.0);
+}
