@@ -11,6 +11,7 @@ pub mod bench;
 pub mod config;
 pub mod crop;
 pub mod detect;
+pub mod explain;
 pub mod heads;
 pub mod llm;
 pub mod landmarks;

@@ -92,3 +92,26 @@ fn broken_gguf_files_give_clear_errors() {
     assert!(matches!(e, GgufError::MissingTensor { .. }), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_models_own_chat_template_renders_the_prompts_llama_cpp_saw() {
+    use emoedge::explain::render_chat;
+    let g = Gguf::open(&gguf_path()).unwrap();
+    let tok = Tokenizer::from_gguf(&g).unwrap();
+    let template = tok.chat_template.as_deref();
+    assert!(template.is_some(), "SmolLM2's GGUF carries a chat template");
+    let with_system = render_chat(
+        template,
+        &[("system", "You are a helpful assistant.".into()), ("user", "Describe a smiling face in one sentence.".into())],
+    )
+    .unwrap();
+    let without_system = render_chat(template, &[("user", "What emotion does a frown usually show?".into())]).unwrap();
+    let greedy = fixture("greedy_f32.json");
+    let prompts: Vec<&str> = greedy.as_array().unwrap().iter().map(|e| e["prompt"].as_str().unwrap()).collect();
+    assert!(prompts.contains(&with_system.as_str()), "rendered {with_system:?}");
+    // Without a system turn, the template adds SmolLM's default one.
+    assert!(prompts.contains(&without_system.as_str()), "rendered {without_system:?}");
+    for e in greedy.as_array().unwrap() {
+        assert_eq!(tok.encode(e["prompt"].as_str().unwrap(), true).unwrap(), ids(&e["prompt_ids"]), "prompt ids of {}", e["prompt"]);
+    }
+}

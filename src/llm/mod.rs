@@ -2,6 +2,7 @@
 //! KV cache and sampler that explain an Analysis in words.
 
 pub mod gguf;
+pub mod sampler;
 pub mod tokenizer;
 
 use std::path::{Path, PathBuf};
