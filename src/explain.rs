@@ -107,7 +107,8 @@ pub fn render_chat(template: Option<&str>, turns: &[(&str, String)]) -> Result<S
 
 /// Whether an explanation is faithful to the analysis: it names the predicted
 /// emotion, cites the visible cue (or FACS name) of at least one active AU,
-/// and gives no other basic emotion as the answer.
+/// and gives no other basic emotion as the answer. With no active AU, the
+/// cue condition holds trivially.
 pub fn is_faithful(top: Emotion, active: &[ActionUnit], text: &str) -> bool {
     let t = text.to_lowercase();
     let names = |e: Emotion| -> Vec<&'static str> {
@@ -136,7 +137,8 @@ pub fn is_faithful(top: Emotion, active: &[ActionUnit], text: &str) -> bool {
             ActionUnit::Au26 => vec!["jaw"],
         }
     };
-    let cites_au = active.iter().any(|au| cue_words(*au).iter().any(|w| t.contains(w)) || t.contains(&format!("au{}", au.number())));
+    // A face with no active AU (a neutral one) has no cue to cite.
+    let cites_au = active.is_empty() || active.iter().any(|au| cue_words(*au).iter().any(|w| t.contains(w)) || t.contains(&format!("au{}", au.number())));
     // "Another basic emotion as the answer": an assertion such as "shows fear"
     // or "is angry", not a mention in passing.
     let contradicts = Emotion::ALL.iter().filter(|e| **e != top).any(|e| {

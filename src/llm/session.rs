@@ -1,0 +1,171 @@
+//! Running the compact LLaMA: a loaded model ([`Llm`]) and conversations with
+//! it ([`Session`]), each holding its own KV cache inside tract's state.
+//!
+//! A session keeps the tokens its cache holds. When the next prompt extends
+//! them (the next turn about the same face), only the new tokens are fed;
+//! otherwise the cache starts afresh.
+
+use std::{path::Path, sync::Arc, time::Instant};
+
+use anyhow::{bail, Result};
+use tract_nnef::internal::*;
+
+use super::{
+    gguf::Gguf,
+    graph::{build, Config, WeightFormat},
+    sampler::{Sampler, Sampling},
+    tokenizer::Tokenizer,
+};
+use crate::models::Precision;
+
+/// Tokens fed to the graph per call during prefill: long prompts go in chunks
+/// so the attention scratch stays bounded.
+pub const PREFILL_CHUNK: usize = 128;
+
+pub struct Llm {
+    plan: Arc<TypedSimplePlan>,
+    pub tokenizer: Tokenizer,
+    pub config: Config,
+    pub precision: Precision,
+    /// Seconds spent reading the GGUF, building and optimising the graph.
+    pub load_seconds: f64,
+}
+
+impl Llm {
+    pub fn load(path: &Path, precision: Precision) -> Result<Llm> {
+        let t = Instant::now();
+        let gguf = Gguf::open(path)?;
+        let tokenizer = Tokenizer::from_gguf(&gguf)?;
+        let (config, model) = build(&gguf, WeightFormat::for_precision(precision))?;
+        let plan = model
+            .into_optimized()
+            .and_then(|mut m| {
+                super::graph::fold_weight_packing(&mut m)?;
+                m.into_runnable()
+            })
+            .map_err(|e| {
+            if precision == Precision::Int8 {
+                // tract-linalg 0.23.9 has Q8_1 as a block format but no x86 kernel
+                // wired to it: the optimiser cannot place the int8 matmuls.
+                e.context("tract has no int8 (Q8_1 block) matmul kernel for this CPU; use --precision fp16, which decodes the same tokens as fp32")
+            } else {
+                e
+            }
+        })?;
+        log::info!("loaded {} at {precision} in {:.1}s", path.display(), t.elapsed().as_secs_f64());
+        Ok(Llm { plan, tokenizer, config, precision, load_seconds: t.elapsed().as_secs_f64() })
+    }
+
+    pub fn session(&self) -> Result<Session<'_>> {
+        Ok(Session { llm: self, state: self.plan.spawn()?, tokens: Vec::new(), logits: Vec::new() })
+    }
+}
+
+pub struct Session<'a> {
+    llm: &'a Llm,
+    state: TypedSimpleState,
+    /// The tokens the KV cache holds, in order.
+    pub tokens: Vec<u32>,
+    /// The logits after the last fed token.
+    logits: Vec<f32>,
+}
+
+/// What one generation did.
+#[derive(Clone, Debug, Default)]
+pub struct Generated {
+    pub tokens: Vec<u32>,
+    pub text: String,
+    pub prompt_tokens: usize,
+    /// Prompt tokens actually fed (the rest came from the cache).
+    pub fed_tokens: usize,
+    pub prefill_seconds: f64,
+    pub decode_seconds: f64,
+    /// Seconds from the call to the first generated token.
+    pub first_token_seconds: f64,
+}
+
+impl Session<'_> {
+    fn feed(&mut self, ids: &[u32]) -> Result<()> {
+        for chunk in ids.chunks(PREFILL_CHUNK) {
+            let input: Vec<i64> = chunk.iter().map(|t| *t as i64).collect();
+            let out = self.state.run(tvec!(Tensor::from_shape(&[input.len()], &input)?.into_tvalue()))?;
+            self.logits = out[0].try_as_plain_ram()?.as_slice::<f32>()?.to_vec();
+            self.tokens.extend_from_slice(chunk);
+        }
+        Ok(())
+    }
+
+    /// Makes the cache hold exactly `prompt`, feeding as little as possible.
+    /// Returns how many tokens were fed.
+    fn prefill(&mut self, prompt: &[u32]) -> Result<usize> {
+        let reusable = !self.tokens.is_empty() && prompt.len() > self.tokens.len() && prompt.starts_with(&self.tokens);
+        if !reusable {
+            self.state = self.llm.plan.spawn()?;
+            self.tokens.clear();
+        }
+        let new = &prompt[self.tokens.len()..];
+        self.feed(new)?;
+        Ok(new.len())
+    }
+
+    /// Makes the cache hold `prompt` and returns the next-token logits.
+    pub fn logits_after(&mut self, prompt: &[u32]) -> Result<&[f32]> {
+        if prompt.is_empty() {
+            bail!("the prompt is empty");
+        }
+        self.prefill(prompt)?;
+        Ok(&self.logits)
+    }
+
+    /// Feeds `prompt` and generates up to `max_tokens`, stopping at a stop
+    /// token. `on_text` receives each piece of text as soon as it decodes.
+    pub fn generate(
+        &mut self,
+        prompt: &[u32],
+        max_tokens: usize,
+        sampling: Sampling,
+        mut on_text: impl FnMut(&str),
+    ) -> Result<Generated> {
+        if prompt.is_empty() {
+            bail!("the prompt is empty");
+        }
+        let ctx = self.llm.config.max_ctx;
+        if prompt.len() + max_tokens > ctx {
+            bail!(
+                "the prompt is {} tokens and {max_tokens} more were asked for, but the model's context holds {ctx}; shorten the prompt or ask for fewer tokens",
+                prompt.len()
+            );
+        }
+        let t = Instant::now();
+        let fed = self.prefill(prompt)?;
+        let prefill_seconds = t.elapsed().as_secs_f64();
+        let mut sampler = Sampler::new(sampling);
+        let mut out = Generated { prompt_tokens: prompt.len(), fed_tokens: fed, prefill_seconds, ..Default::default() };
+        let t_decode = Instant::now();
+        let tok = &self.llm.tokenizer;
+        let mut shown = 0; // bytes of decoded text already streamed
+        for i in 0..max_tokens {
+            let next = sampler.next(&self.logits);
+            if i == 0 {
+                out.first_token_seconds = t.elapsed().as_secs_f64();
+            }
+            if tok.stop.contains(&next) {
+                break;
+            }
+            out.tokens.push(next);
+            // Decode the whole answer and stream what is new: a multi-byte
+            // character may span tokens, so a lone token can decode to nothing.
+            let text = tok.decode(&out.tokens)?;
+            if text.len() > shown && text.is_char_boundary(shown) && !text.ends_with('\u{FFFD}') {
+                on_text(&text[shown..]);
+                shown = text.len();
+            }
+            out.text = text;
+            if i + 1 < max_tokens {
+                self.feed(&[next])?;
+            }
+        }
+        out.decode_seconds = t_decode.elapsed().as_secs_f64();
+        Ok(out)
+    }
+}
