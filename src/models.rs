@@ -118,8 +118,7 @@ pub struct ModelFile {
 
 impl ModelFile {
     pub fn open(dir: &Path, name: &str, precision: Precision) -> Result<ModelFile, ModelError> {
-        let entry = entry(name, precision)
-            .ok_or_else(|| ModelError::NotInManifest { name: name.into(), precision })?;
+        let entry = entry(name, precision).ok_or_else(|| ModelError::NotInManifest { name: name.into(), precision })?;
         let path = dir.join(entry.file);
         let open_err = |source| ModelError::Open { path: path.clone(), regenerate: entry.regenerate, source };
         let file = File::open(&path).map_err(open_err)?;

@@ -42,7 +42,12 @@ fn ms(since: Instant) -> f64 {
 }
 
 impl Pipeline {
-    pub fn load(dir: &Path, precision: Precision, backend: &dyn Backend, config: Config) -> Result<Pipeline, ModelError> {
+    pub fn load(
+        dir: &Path,
+        precision: Precision,
+        backend: &dyn Backend,
+        config: Config,
+    ) -> Result<Pipeline, ModelError> {
         Ok(Pipeline {
             detector: Detector::load(dir, precision, backend)?,
             mesh: Mesh::load(dir, precision, backend)?,
@@ -55,7 +60,8 @@ impl Pipeline {
     /// Analyses one frame. `source` names it in the result.
     pub fn analyze(&self, frame: &Frame, source: &str) -> Result<Analysis, StageError> {
         let t = Instant::now();
-        let boxes = self.detector.detect(frame, &self.config.detect).map_err(|e| StageError::new("face detection", e))?;
+        let boxes =
+            self.detector.detect(frame, &self.config.detect).map_err(|e| StageError::new("face detection", e))?;
         let detect_ms = ms(t);
 
         let mut faces: Vec<Face> = Vec::new();
@@ -81,10 +87,8 @@ impl Pipeline {
             let emotions = self.heads.emotion(frame, &landmarks).map_err(|e| StageError::new("emotion", e))?;
             let emotion_ms = ms(t);
             let t = Instant::now();
-            let attributes = self
-                .heads
-                .attributes(frame, &landmarks)
-                .map_err(|e| StageError::new("age and gender", e))?;
+            let attributes =
+                self.heads.attributes(frame, &landmarks).map_err(|e| StageError::new("age and gender", e))?;
             let attributes_ms = ms(t);
             faces.push(Face {
                 id: faces.len() as u32,
@@ -93,7 +97,12 @@ impl Pipeline {
                 prior,
                 emotions,
                 attributes,
-                times: StageTimes { landmarks: landmarks_ms, prior: prior_ms, emotion: emotion_ms, attributes: attributes_ms },
+                times: StageTimes {
+                    landmarks: landmarks_ms,
+                    prior: prior_ms,
+                    emotion: emotion_ms,
+                    attributes: attributes_ms,
+                },
             });
         }
         Ok(Analysis {

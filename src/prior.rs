@@ -173,7 +173,8 @@ fn au_measures(n: &[[f32; 3]]) -> [f32; 11] {
     let au2 = ((y(R_EYE_OUTER) - y(R_BROW_OUTER)) + (y(L_EYE_OUTER) - y(L_BROW_OUTER))) / 2.0;
     // AU4: brows pulled down and together: minus (mid-brow height above the
     // upper lids + the gap between the inner brow ends).
-    let au4 = -(((y(R_EYE_UPPER) - y(R_BROW_MID)) + (y(L_EYE_UPPER) - y(L_BROW_MID))) / 2.0 + d(R_BROW_INNER, L_BROW_INNER));
+    let au4 =
+        -(((y(R_EYE_UPPER) - y(R_BROW_MID)) + (y(L_EYE_UPPER) - y(L_BROW_MID))) / 2.0 + d(R_BROW_INNER, L_BROW_INNER));
     // AU6: the cheeks push the lower lids up and narrow the eyes: minus the
     // eye opening (upper to lower lid) over the eye's width.
     let au6 = -(d(R_EYE_UPPER, R_EYE_LOWER) / d(R_EYE_OUTER, R_EYE_INNER)
@@ -249,10 +250,7 @@ fn head_rotation(p: &[[f32; 3]]) -> ([[f32; 3]; 3], HeadPose) {
     let yaw = (-x_axis[2]).asin();
     let pitch = (-y_axis[2]).atan2(z_axis[2]);
     let deg = 180.0 / std::f32::consts::PI;
-    (
-        [x_axis, y_axis, z_axis],
-        HeadPose { yaw: -yaw * deg, pitch: -pitch * deg, roll: roll * deg },
-    )
+    ([x_axis, y_axis, z_axis], HeadPose { yaw: -yaw * deg, pitch: -pitch * deg, roll: roll * deg })
 }
 
 fn sub(a: [f32; 3], b: [f32; 3]) -> [f32; 3] {

@@ -61,10 +61,9 @@ pub fn decode_image(bytes: &[u8], name: &str) -> Result<Frame, SourceError> {
         return Err(SourceError::Empty { path: name.into() });
     }
     let decode_err = |e: image::ImageError| SourceError::Decode { path: name.into(), message: e.to_string() };
-    let mut reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| SourceError::Decode {
-        path: name.into(),
-        message: e.to_string(),
-    })?;
+    let mut reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| SourceError::Decode { path: name.into(), message: e.to_string() })?;
     // JPEG decoders fill a cut-off picture with gray and carry on; we would
     // rather say the file is cut than analyse half a face. Entropy-coded data
     // stuffs every 0xFF with 0x00, so FF D9 can only be the end marker.

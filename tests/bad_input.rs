@@ -75,7 +75,14 @@ fn broken_pictures_give_exit_code_3_with_a_message() {
         (write(&dir, "empty.png", b""), "is empty"),
         (write(&dir, "truncated.jpg", &jpeg[..jpeg.len() / 3]), "truncated JPEG"),
         (write(&dir, "truncated.png", &astronaut[..astronaut.len() / 2]), "not a picture we can read"),
-        (write(&dir, "random.png", &(0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect::<Vec<_>>()), "not a picture we can read"),
+        (
+            write(
+                &dir,
+                "random.png",
+                &(0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect::<Vec<_>>(),
+            ),
+            "not a picture we can read",
+        ),
         (write(&dir, "huge.png", &png_claiming(100_000, 100_000)), "claims to be 100000×100000"),
         (dir.join("missing.png"), "cannot read"),
     ];
@@ -174,7 +181,8 @@ fn a_missing_or_truncated_model_names_the_file() {
 fn a_bad_config_or_precision_is_a_usage_error() {
     let dir = common::scratch("bad_config");
     let cfg = write(&dir, "c.toml", b"precison = 1\n");
-    let out = run(&["--config", cfg.to_str().unwrap(), "analyze", common::data("astronaut.png").to_str().unwrap()], None);
+    let out =
+        run(&["--config", cfg.to_str().unwrap(), "analyze", common::data("astronaut.png").to_str().unwrap()], None);
     check(&out, 2, "c.toml");
     let out = run(&["analyze", "--precision", "fp64", common::data("astronaut.png").to_str().unwrap()], None);
     check(&out, 2, "fp64");

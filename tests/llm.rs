@@ -38,7 +38,12 @@ fn gguf_metadata_and_dequantisation_match_gguf_py() {
         let ours = g.dequantize(t).unwrap();
         for (i, want) in sample["first8"].as_array().unwrap().iter().enumerate() {
             let want = want.as_f64().unwrap() as f32;
-            assert!((ours[i] - want).abs() <= 1e-6 * want.abs().max(1.0), "{} [{i}]: {} vs gguf-py {want}", t.name, ours[i]);
+            assert!(
+                (ours[i] - want).abs() <= 1e-6 * want.abs().max(1.0),
+                "{} [{i}]: {} vs gguf-py {want}",
+                t.name,
+                ours[i]
+            );
         }
     }
 }
@@ -55,7 +60,10 @@ fn tokenizer_matches_llama_cpp_ids_and_round_trips() {
         let plain = tok.encode(text, false).unwrap();
         let special = tok.encode(text, true).unwrap();
         if plain != ids(&case["ids"]) || special != ids(&case["ids_special"]) {
-            mismatches.push(format!("{text:?}: ours {plain:?} / {special:?}, llama.cpp {} / {}", case["ids"], case["ids_special"]));
+            mismatches.push(format!(
+                "{text:?}: ours {plain:?} / {special:?}, llama.cpp {} / {}",
+                case["ids"], case["ids_special"]
+            ));
         }
         assert_eq!(tok.decode(&plain).unwrap(), text, "round trip of {text:?}");
     }
@@ -102,7 +110,10 @@ fn the_models_own_chat_template_renders_the_prompts_llama_cpp_saw() {
     assert!(template.is_some(), "SmolLM2's GGUF carries a chat template");
     let with_system = render_chat(
         template,
-        &[("system", "You are a helpful assistant.".into()), ("user", "Describe a smiling face in one sentence.".into())],
+        &[
+            ("system", "You are a helpful assistant.".into()),
+            ("user", "Describe a smiling face in one sentence.".into()),
+        ],
     )
     .unwrap();
     let without_system = render_chat(template, &[("user", "What emotion does a frown usually show?".into())]).unwrap();
@@ -112,7 +123,12 @@ fn the_models_own_chat_template_renders_the_prompts_llama_cpp_saw() {
     // Without a system turn, the template adds SmolLM's default one.
     assert!(prompts.contains(&without_system.as_str()), "rendered {without_system:?}");
     for e in greedy.as_array().unwrap() {
-        assert_eq!(tok.encode(e["prompt"].as_str().unwrap(), true).unwrap(), ids(&e["prompt_ids"]), "prompt ids of {}", e["prompt"]);
+        assert_eq!(
+            tok.encode(e["prompt"].as_str().unwrap(), true).unwrap(),
+            ids(&e["prompt_ids"]),
+            "prompt ids of {}",
+            e["prompt"]
+        );
     }
 }
 
@@ -159,7 +175,10 @@ mod decoding {
                 total += want.len();
             }
             let rate = same as f64 / total as f64;
-            println!("{precision}: {same}/{total} greedy tokens equal to fp32 before the first divergence ({:.1}%)", rate * 100.0);
+            println!(
+                "{precision}: {same}/{total} greedy tokens equal to fp32 before the first divergence ({:.1}%)",
+                rate * 100.0
+            );
             assert!(rate >= 0.95, "{precision} keeps only {:.1}% of fp32's greedy tokens", rate * 100.0);
         }
     }
@@ -167,7 +186,10 @@ mod decoding {
     #[test]
     #[cfg(target_arch = "x86_64")]
     fn int8_says_what_to_do_instead() {
-        let err = format!("{:#}", Llm::load(&gguf_path(), Precision::Int8).err().expect("no int8 kernel on x86_64 in tract 0.23.9"));
+        let err = format!(
+            "{:#}",
+            Llm::load(&gguf_path(), Precision::Int8).err().expect("no int8 kernel on x86_64 in tract 0.23.9")
+        );
         assert!(err.contains("use --precision fp16"), "{err}");
     }
 
@@ -218,7 +240,8 @@ fn explanations_are_grounded_in_the_analysis() {
         source,
     };
     let pipeline = Pipeline::load(&models::default_dir(), Precision::Fp32, &Cpu, Config::default()).unwrap();
-    let frame = source::read_image(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/astronaut.png")).unwrap();
+    let frame =
+        source::read_image(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/astronaut.png")).unwrap();
     let real = pipeline.analyze(&frame, "astronaut").unwrap().faces.remove(0);
 
     // The real face, then one variant per emotion with its prototypical AUs (FACS/EMFACS).
@@ -244,7 +267,8 @@ fn explanations_are_grounded_in_the_analysis() {
     let llm = Llm::load(&gguf_path(), Precision::Fp16).unwrap();
     let mut faithful = 0;
     for face in &faces {
-        let mut prompt = explain::render_chat(llm.tokenizer.chat_template.as_deref(), &explain::messages(face, None)).unwrap();
+        let mut prompt =
+            explain::render_chat(llm.tokenizer.chat_template.as_deref(), &explain::messages(face, None)).unwrap();
         let prefix = explain::forced_prefix(face);
         prompt.push_str(&prefix);
         let ids = llm.tokenizer.encode(&prompt, true).unwrap();

@@ -67,10 +67,15 @@ fn the_same_face_survives_mirroring_scaling_gray_and_jpeg() {
     let original = DynamicImage::ImageRgb8(common::frame("astronaut.png").image);
     let truth = true_face();
     let mirrored_truth = FaceBox { x0: 512.0 - truth.x1, x1: 512.0 - truth.x0, ..truth.clone() };
-    let half_truth = FaceBox { x0: truth.x0 / 2.0, y0: truth.y0 / 2.0, x1: truth.x1 / 2.0, y1: truth.y1 / 2.0, ..truth.clone() };
+    let half_truth =
+        FaceBox { x0: truth.x0 / 2.0, y0: truth.y0 / 2.0, x1: truth.x1 / 2.0, y1: truth.y1 / 2.0, ..truth.clone() };
     let variants: Vec<(&str, Frame, FaceBox)> = vec![
         ("mirrored", reencode(original.fliph(), ImageFormat::Png), mirrored_truth),
-        ("half size", reencode(original.resize(256, 256, image::imageops::FilterType::Triangle), ImageFormat::Png), half_truth),
+        (
+            "half size",
+            reencode(original.resize(256, 256, image::imageops::FilterType::Triangle), ImageFormat::Png),
+            half_truth,
+        ),
         ("grayscale", reencode(DynamicImage::ImageLuma8(original.to_luma8()), ImageFormat::Png), truth.clone()),
         ("jpeg q30", reencode(original.clone(), ImageFormat::Jpeg), truth.clone()),
     ];
@@ -158,7 +163,10 @@ fn json_has_the_rep155_fields() {
     }
     assert_eq!(f["expression"]["expression"], "happy");
     assert_eq!(f["emotions"].as_object().unwrap().len(), 7);
-    assert_eq!(f["action_units"]["aus"].as_array().unwrap().len(), f["action_units"]["intensities"].as_array().unwrap().len());
+    assert_eq!(
+        f["action_units"]["aus"].as_array().unwrap().len(),
+        f["action_units"]["intensities"].as_array().unwrap().len()
+    );
     let roi = &f["roi"];
     for k in ["xmin", "ymin", "xmax", "ymax"] {
         let v = roi[k].as_f64().unwrap();

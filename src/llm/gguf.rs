@@ -238,7 +238,10 @@ impl Gguf {
         let n_tensors = c.u64("tensor count")?;
         let n_keys = c.u64("metadata count")?;
         if n_tensors > MAX_TENSORS || n_keys > MAX_KEYS {
-            return Err(GgufError::Corrupt { path: path.clone(), what: format!("{n_tensors} tensors and {n_keys} keys") });
+            return Err(GgufError::Corrupt {
+                path: path.clone(),
+                what: format!("{n_tensors} tensors and {n_keys} keys"),
+            });
         }
         let mut metadata = BTreeMap::new();
         for _ in 0..n_keys {
@@ -252,7 +255,10 @@ impl Gguf {
             let name = c.string("tensor name")?;
             let n_dims = c.u32(&name)?;
             if n_dims > MAX_DIMS {
-                return Err(GgufError::Corrupt { path: path.clone(), what: format!("tensor {name} has {n_dims} dimensions") });
+                return Err(GgufError::Corrupt {
+                    path: path.clone(),
+                    what: format!("tensor {name} has {n_dims} dimensions"),
+                });
             }
             let dims = (0..n_dims).map(|_| c.u64(&name)).collect::<Result<Vec<_>, _>>()?;
             let kind = GgmlType::from_id(c.u32(&name)?);
@@ -269,19 +275,32 @@ impl Gguf {
                     if n % per_block != 0 {
                         return Err(GgufError::Corrupt {
                             path: path.clone(),
-                            what: format!("tensor {} has {n} values, not a whole number of {per_block}-value blocks", t.name),
+                            what: format!(
+                                "tensor {} has {n} values, not a whole number of {per_block}-value blocks",
+                                t.name
+                            ),
                         });
                     }
                     Some(n / per_block * block_bytes)
                 }
-                (None, _) => return Err(GgufError::Corrupt { path: path.clone(), what: format!("tensor {} is absurdly large", t.name) }),
+                (None, _) => {
+                    return Err(GgufError::Corrupt {
+                        path: path.clone(),
+                        what: format!("tensor {} is absurdly large", t.name),
+                    })
+                }
                 _ => None,
             };
             t.start = data_start.saturating_add(t.start);
             if let Some(size) = size {
                 let end = t.start.saturating_add(size);
                 if end > len {
-                    return Err(GgufError::Truncated { path: path.clone(), what: format!("tensor {}", t.name), offset: t.start, len });
+                    return Err(GgufError::Truncated {
+                        path: path.clone(),
+                        what: format!("tensor {}", t.name),
+                        offset: t.start,
+                        len,
+                    });
                 }
                 t.end = Some(end);
             }
@@ -318,7 +337,9 @@ impl Gguf {
         match t.kind {
             GgmlType::F32 => out.extend(raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))),
             GgmlType::F16 => out.extend(raw.chunks_exact(2).map(h)),
-            GgmlType::BF16 => out.extend(raw.chunks_exact(2).map(|b| f32::from_bits((u16::from_le_bytes([b[0], b[1]]) as u32) << 16))),
+            GgmlType::BF16 => {
+                out.extend(raw.chunks_exact(2).map(|b| f32::from_bits((u16::from_le_bytes([b[0], b[1]]) as u32) << 16)))
+            }
             // Q4_0: scale d, then 16 bytes: low nibbles are values 0–15, high nibbles 16–31; value = d·(q − 8).
             GgmlType::Q4_0 => {
                 for b in raw.chunks_exact(18) {
@@ -390,8 +411,11 @@ mod tests {
     fn parse(bytes: Vec<u8>) -> Result<Gguf, GgufError> {
         use std::sync::atomic::{AtomicUsize, Ordering};
         static N: AtomicUsize = AtomicUsize::new(0);
-        let path = std::env::temp_dir()
-            .join(format!("emoedge-gguf-test-{}-{}.gguf", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+        let path = std::env::temp_dir().join(format!(
+            "emoedge-gguf-test-{}-{}.gguf",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
         std::fs::write(&path, bytes).unwrap();
         let g = Gguf::open(&path);
         let _ = std::fs::remove_file(&path);

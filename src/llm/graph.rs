@@ -80,7 +80,9 @@ impl Config {
             max_ctx: u("context_length").unwrap_or(2048).min(8192),
         };
         anyhow::ensure!(
-            config.n_kv_heads > 0 && config.n_heads.is_multiple_of(config.n_kv_heads) && config.head_dim.is_multiple_of(2),
+            config.n_kv_heads > 0
+                && config.n_heads.is_multiple_of(config.n_kv_heads)
+                && config.head_dim.is_multiple_of(2),
             "{}: inconsistent attention shape {config:?}",
             g.path
         );
@@ -137,7 +139,12 @@ struct Builder<'g> {
 }
 
 impl Builder<'_> {
-    fn wire(&mut self, name: impl Into<String>, op: impl Into<Box<dyn TypedOp>>, inputs: &[OutletId]) -> Result<OutletId> {
+    fn wire(
+        &mut self,
+        name: impl Into<String>,
+        op: impl Into<Box<dyn TypedOp>>,
+        inputs: &[OutletId],
+    ) -> Result<OutletId> {
         Ok(self.model.wire_node(name, op, inputs)?[0])
     }
 
@@ -234,9 +241,9 @@ pub fn build(gguf: &Gguf, format: WeightFormat) -> Result<(Config, TypedModel)> 
 
     // ---- inputs & embeddings -------------------------------------------------
     let tokens = b.model.add_source("tokens", i64::fact([s_dim.clone()]))?; // [S]
-    // token_embd [vocab, d] is tied with the LM head, but the graph gets two separate
-    // consts: a const shared by Gather and a MatMul cannot be pre-packed at optimize
-    // time, so the 113 MB table would be re-packed on every call (=> 4 tok/s decode).
+                                                                            // token_embd [vocab, d] is tied with the LM head, but the graph gets two separate
+                                                                            // consts: a const shared by Gather and a MatMul cannot be pre-packed at optimize
+                                                                            // time, so the 113 MB table would be re-packed on every call (=> 4 tok/s decode).
     let embd = dequant(gguf, "token_embd.weight")?;
     let table = Tensor::from_shape(&[c.vocab, d], &embd)?;
     let table = if format == WeightFormat::F32 { table } else { table.cast_to::<f16>()?.into_owned() };
@@ -261,7 +268,11 @@ pub fn build(gguf: &Gguf, format: WeightFormat) -> Result<(Config, TypedModel)> 
 
     // [S, n*hd] -> [1, n, S, hd]
     let split_heads = |b: &mut Builder, name: &str, t: OutletId, n: usize| -> Result<OutletId> {
-        let t = b.wire(format!("{name}.split"), AxisOp::Reshape(1, tvec![(n * hd).into()], tvec![n.into(), hd.into()]), &[t])?; // [S, n, hd]
+        let t = b.wire(
+            format!("{name}.split"),
+            AxisOp::Reshape(1, tvec![(n * hd).into()], tvec![n.into(), hd.into()]),
+            &[t],
+        )?; // [S, n, hd]
         let t = b.wire(format!("{name}.heads_first"), AxisOp::Move(1, 0), &[t])?; // [n, S, hd]
         b.wire(format!("{name}.batch"), AxisOp::Add(0), &[t]) // [1, n, S, hd]
     };
@@ -294,11 +305,13 @@ pub fn build(gguf: &Gguf, format: WeightFormat) -> Result<(Config, TypedModel)> 
         let v_all = b.wire(n("v_cache"), cache(n("v_cache")), &[v])?;
 
         // causal GQA attention, scale 1/sqrt(hd): [1, nh, S, hd]
-        let sdpa = Sdpa { scale: None, datum_type: f32::datum_type(), acc_datum_type: f32::datum_type(), is_causal: true };
+        let sdpa =
+            Sdpa { scale: None, datum_type: f32::datum_type(), acc_datum_type: f32::datum_type(), is_causal: true };
         let att = b.wire(n("sdpa"), sdpa, &[q, k_all, v_all])?;
         let att = b.wire(n("att.rm_batch"), AxisOp::Rm(0), &[att])?; // [nh, S, hd]
         let att = b.wire(n("att.seq_first"), AxisOp::Move(0, 1), &[att])?; // [S, nh, hd]
-        let att = b.wire(n("att.merge"), AxisOp::Reshape(1, tvec![nh.into(), hd.into()], tvec![(nh * hd).into()]), &[att])?; // [S, d]
+        let att =
+            b.wire(n("att.merge"), AxisOp::Reshape(1, tvec![nh.into(), hd.into()], tvec![(nh * hd).into()]), &[att])?; // [S, d]
         let o = b.linear_gguf(&n("o"), &w("attn_output"), att)?; // [S, d]
         x = b.bin(&n("attn_residual"), math::add(), x, o)?;
 
@@ -347,7 +360,8 @@ pub fn fold_weight_packing(model: &mut TypedModel) -> Result<()> {
         let packed = node.op.eval_out_of_plan(inputs)?.context("weight packing cannot be evaluated ahead")?.remove(0);
         let exotic = node.outputs[0].fact.exotic_fact.clone();
         let mut patch = TypedModelPatch::default();
-        let wire = patch.wire_node(&node.name, Const::new_with_opt_exotic_fact(packed.into_arc_tensor(), exotic)?, &[])?[0];
+        let wire =
+            patch.wire_node(&node.name, Const::new_with_opt_exotic_fact(packed.into_arc_tensor(), exotic)?, &[])?[0];
         patch.shunt_outside(model, id.into(), wire)?;
         patch.apply(model)?;
     }

@@ -44,11 +44,8 @@ impl Sampler {
             return argmax(logits);
         }
         let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let mut probs: Vec<(u32, f32)> = logits
-            .iter()
-            .enumerate()
-            .map(|(i, l)| (i as u32, ((l - max) / self.sampling.temperature).exp()))
-            .collect();
+        let mut probs: Vec<(u32, f32)> =
+            logits.iter().enumerate().map(|(i, l)| (i as u32, ((l - max) / self.sampling.temperature).exp())).collect();
         let total: f32 = probs.iter().map(|p| p.1).sum();
         probs.sort_by(|a, b| b.1.total_cmp(&a.1));
         // Nucleus: the most probable tokens until their mass reaches top_p.
@@ -98,8 +95,14 @@ mod tests {
     fn the_same_seed_gives_the_same_tokens() {
         let logits: Vec<f32> = (0..50).map(|i| (i as f32 * 0.37).sin()).collect();
         let s = Sampling { temperature: 1.0, top_p: 0.9, seed: 42 };
-        let a: Vec<u32> = { let mut x = Sampler::new(s); (0..20).map(|_| x.next(&logits)).collect() };
-        let b: Vec<u32> = { let mut x = Sampler::new(s); (0..20).map(|_| x.next(&logits)).collect() };
+        let a: Vec<u32> = {
+            let mut x = Sampler::new(s);
+            (0..20).map(|_| x.next(&logits)).collect()
+        };
+        let b: Vec<u32> = {
+            let mut x = Sampler::new(s);
+            (0..20).map(|_| x.next(&logits)).collect()
+        };
         assert_eq!(a, b);
         assert!(a.iter().any(|t| *t != a[0]), "temperature 1 should vary");
     }

@@ -3,7 +3,6 @@
 //! successors and most current LLaMA-family models ship it. The BPE itself is
 //! the `tokenizers` crate's; this module only assembles it from GGUF metadata.
 
-
 use tokenizers::{
     decoders::byte_level::ByteLevel as ByteLevelDecoder,
     models::bpe::{Vocab, BPE},
@@ -52,7 +51,9 @@ impl Tokenizer {
         let tokens = g.get("tokenizer.ggml.tokens")?.as_array().ok_or_else(|| malformed("tokens is not an array"))?;
         let merges = g.get("tokenizer.ggml.merges")?.as_array().ok_or_else(|| malformed("merges is not an array"))?;
         let types: Vec<i64> = match g.metadata.get("tokenizer.ggml.token_type").and_then(Value::as_array) {
-            Some(t) => t.iter().map(|v| if let Value::Int(i) = v { *i } else { v.as_u64().unwrap_or(1) as i64 }).collect(),
+            Some(t) => {
+                t.iter().map(|v| if let Value::Int(i) = v { *i } else { v.as_u64().unwrap_or(1) as i64 }).collect()
+            }
             None => vec![1; tokens.len()],
         };
         let mut vocab = Vocab::default();

@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 
 use embedded_graphics::{
-    mono_font::{ascii::FONT_9X15_BOLD, ascii::FONT_6X10, MonoTextStyle},
+    mono_font::{ascii::FONT_6X10, ascii::FONT_9X15_BOLD, MonoTextStyle},
     pixelcolor::Rgb888,
     prelude::*,
     primitives::{PrimitiveStyle, Rectangle},
@@ -46,7 +46,8 @@ pub fn draw(frame: &Frame, analysis: &Analysis) -> RgbImage {
     let long = frame.width().max(frame.height());
     let (mut img, k) = if long > MAX_SIDE {
         let k = MAX_SIDE as f32 / long as f32;
-        let (w, h) = (((frame.width() as f32 * k).round() as u32).max(1), ((frame.height() as f32 * k).round() as u32).max(1));
+        let (w, h) =
+            (((frame.width() as f32 * k).round() as u32).max(1), ((frame.height() as f32 * k).round() as u32).max(1));
         (image::imageops::resize(&frame.image, w, h, image::imageops::FilterType::Triangle), k)
     } else {
         (frame.image.clone(), 1.0)
@@ -92,7 +93,8 @@ fn draw_face(canvas: &mut Canvas, face: &crate::analysis::Face, k: f32) {
         let _ = Text::with_baseline(&format!("AU{}", au.number()), Point::new(bx + 1, y + 1), small, Baseline::Top)
             .draw(canvas);
         let len = (v.clamp(0.0, 1.0) * bar_w as f32).round() as u32;
-        let colour = if *v >= crate::sink::terminal::ACTIVE_AU { Rgb888::new(255, 140, 0) } else { Rgb888::new(120, 120, 120) };
+        let colour =
+            if *v >= crate::sink::terminal::ACTIVE_AU { Rgb888::new(255, 140, 0) } else { Rgb888::new(120, 120, 120) };
         if len > 0 {
             let _ = Rectangle::new(Point::new(bx + 32, y + 2), Size::new(len, 7))
                 .into_styled(PrimitiveStyle::with_fill(colour))

@@ -55,15 +55,11 @@ pub fn render(analysis: &Analysis) -> String {
             if active.is_empty() { "none above 0.3".to_string() } else { active.join(", ") }
         );
         let pose = face.prior.pose;
-        let _ = writeln!(s, "    head pose    yaw {:+.0}°, pitch {:+.0}°, roll {:+.0}°", pose.yaw, pose.pitch, pose.roll);
+        let _ =
+            writeln!(s, "    head pose    yaw {:+.0}°, pitch {:+.0}°, roll {:+.0}°", pose.yaw, pose.pitch, pose.roll);
         let at = &face.attributes;
-        let _ = writeln!(
-            s,
-            "    age, gender  {:.0} years, {} ({:.2})",
-            at.age,
-            at.gender.as_str(),
-            at.gender_confidence
-        );
+        let _ =
+            writeln!(s, "    age, gender  {:.0} years, {} ({:.2})", at.age, at.gender.as_str(), at.gender_confidence);
         if let Some(race) = &at.race {
             let r: Vec<String> = race.iter().map(|(k, v)| format!("{k} {v:.2}")).collect();
             let _ = writeln!(s, "    race         {}", r.join(", "));

@@ -29,7 +29,6 @@ pub fn analyze(pipeline: &Pipeline, frame: &Frame) -> Analysis {
     pipeline.analyze(frame, "test").unwrap_or_else(|e| panic!("analysis failed: {e}"))
 }
 
-
 /// A scratch directory under target/, fresh for each call site.
 pub fn scratch(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
