@@ -178,6 +178,48 @@ pub struct BenchRow {
     pub ratio: Option<f64>,
     /// The largest output difference from the reference, where compared.
     pub max_diff: Option<f32>,
+    /// The ratio this row should reach, where the project has set one.
+    pub target: Option<f64>,
+    pub met: Option<bool>,
+}
+
+impl BenchRow {
+    fn new(metric: String, ours: f64, reference: Option<f64>, unit: &'static str) -> BenchRow {
+        let ratio = reference.map(|r| ours / r);
+        BenchRow { metric, ours, reference, unit, ratio, max_diff: None, target: None, met: None }
+    }
+}
+
+/// The compact LLaMA on one thread: prefill and decode throughput, and the
+/// time to the first token, from a deterministic prompt of ordinary tokens.
+/// No reference yet: llama.cpp is driven by `quant/llm_reference.py` for now.
+pub fn llm_rows(llm: &crate::llm::session::Llm, prompt_len: usize, decode: usize) -> anyhow::Result<Vec<BenchRow>> {
+    let prompt: Vec<u32> = (0..prompt_len).map(|i| 1000 + (i as u32 * 7919) % 30000).collect();
+    let p = llm.precision;
+    let mut session = llm.session()?;
+    // Decode past stop tokens: time a fixed number of steps.
+    let t = Instant::now();
+    let mut ids = prompt.clone();
+    let first = crate::llm::sampler::argmax(session.logits_after(&ids)?);
+    let prefill = t.elapsed().as_secs_f64();
+    ids.push(first);
+    let t = Instant::now();
+    for _ in 0..decode {
+        let next = crate::llm::sampler::argmax(session.logits_after(&ids)?);
+        ids.push(next);
+    }
+    let decode_s = t.elapsed().as_secs_f64().max(1e-9);
+    Ok(vec![
+        BenchRow::new(
+            format!("LLM {p} prefill, {prompt_len}-token prompt (tok/s)"),
+            prompt_len as f64 / prefill,
+            None,
+            "tok/s",
+        ),
+        BenchRow::new(format!("LLM {p} decode, {decode} tokens (tok/s)"), decode as f64 / decode_s, None, "tok/s"),
+        BenchRow::new(format!("LLM {p} time to first token (ms)"), prefill * 1e3, None, "ms"),
+        BenchRow::new(format!("LLM {p} load (s)"), llm.load_seconds, None, "s"),
+    ])
 }
 
 /// Times every face model at every precision on tract and on onnxruntime
@@ -210,26 +252,20 @@ pub fn face_bench(
             *ort_frame_ms.entry(job.precision).or_insert(0.0) += theirs.ms.unwrap_or(f64::NAN);
         }
         rows.push(BenchRow {
-            metric: format!("{} {} (ms)", job.model, job.precision),
-            ours: ms,
-            reference: theirs.ms,
-            unit: "ms",
-            ratio: theirs.ms.map(|r| ms / r),
             max_diff: Some(max_diff),
+            ..BenchRow::new(format!("{} {} (ms)", job.model, job.precision), ms, theirs.ms, "ms")
         });
         progress(i + 2, total);
     }
     for (k, (precision, pipeline)) in pipelines.iter().enumerate() {
         let ms = median_ms(repeat, || pipeline.analyze(frame, "bench"));
         let reference = ort_frame_ms.get(precision).copied();
-        rows.push(BenchRow {
-            metric: format!("pipeline per frame, 1 face, {precision} (ms; reference = sum of its models)"),
-            ours: ms,
+        rows.push(BenchRow::new(
+            format!("pipeline per frame, 1 face, {precision} (ms; reference = sum of its models)"),
+            ms,
             reference,
-            unit: "ms",
-            ratio: reference.map(|r| ms / r),
-            max_diff: None,
-        });
+            "ms",
+        ));
         progress(jobs.len() + 2 + k, total);
     }
     Ok(rows)

@@ -129,6 +129,9 @@ enum Command {
         /// Also write bench.json into this directory.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// One run per measurement and a short LLM run: checks the output, not the speed (CI's smoke test).
+        #[arg(long)]
+        quick: bool,
     },
 }
 
@@ -192,7 +195,9 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             Ok(0)
         }
         Command::Models => verify_models(&dir),
-        Command::Bench { repeat, image, out } => bench(&dir, config, repeat, image, out.as_deref()),
+        Command::Bench { repeat, image, out, quick } => {
+            bench(&dir, config, if quick { 1 } else { repeat }, image, out.as_deref(), quick)
+        }
     }
 }
 
@@ -315,7 +320,14 @@ fn verify_models(dir: &Path) -> Result<u8, Failure> {
     Ok(code)
 }
 
-fn bench(dir: &Path, config: Config, repeat: usize, image: Option<PathBuf>, out: Option<&Path>) -> Result<u8, Failure> {
+fn bench(
+    dir: &Path,
+    config: Config,
+    repeat: usize,
+    image: Option<PathBuf>,
+    out: Option<&Path>,
+    quick: bool,
+) -> Result<u8, Failure> {
     let image = image.unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/astronaut.png"));
     let frame = source::read_image(&image).map_err(|e| Failure(3, e.into()))?;
     let mut pipelines = Vec::new();
@@ -335,6 +347,13 @@ fn bench(dir: &Path, config: Config, repeat: usize, image: Option<PathBuf>, out:
         bar.set_position(done as u64);
     })
     .map_err(|e| Failure(2, anyhow::anyhow!("{e}")))?;
+    let mut rows = rows;
+    let (prompt_len, decode) = if quick { (16, 8) } else { (128, 128) };
+    for precision in [Precision::Fp32, Precision::Fp16] {
+        bar.set_message(format!("LLM {precision}"));
+        let llm = load_llm(None, precision)?;
+        rows.extend(emoedge::bench::llm_rows(&llm, prompt_len, decode).map_err(|e| Failure(2, e))?);
+    }
     bar.finish_and_clear();
     let _ = std::fs::remove_dir_all(&work);
     println!("{:<70} {:>10} {:>12} {:>9} {:>10}", "metric", "tract", "onnxruntime", "ratio", "max diff");
@@ -344,7 +363,7 @@ fn bench(dir: &Path, config: Config, repeat: usize, image: Option<PathBuf>, out:
         let diff = r.max_diff.map(|v| format!("{v:.1e}")).unwrap_or_default();
         println!("{:<70} {:>10.3} {:>12} {:>9} {:>10}", r.metric, r.ours, reference, ratio, diff);
     }
-    println!("ratio = tract time ÷ onnxruntime time (below 1: tract is faster); both single-threaded");
+    println!("ratio = ours ÷ reference (for times, below 1: tract is faster); everything single-threaded");
     if let Some(out) = out {
         std::fs::create_dir_all(out)
             .with_context(|| format!("creating {}", out.display()))

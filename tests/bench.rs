@@ -1,0 +1,36 @@
+//! `emoedge bench --quick`: CI's smoke test of the benchmark's output format.
+//! It checks the shape of bench.json, never the speed.
+
+mod common;
+
+use std::process::Command;
+
+#[test]
+fn quick_bench_writes_a_row_per_measurement() {
+    let dir = common::scratch("bench_quick");
+    let out = Command::new(env!("CARGO_BIN_EXE_emoedge"))
+        .args(["bench", "--quick", "--out"])
+        .arg(&dir)
+        .output()
+        .expect("running emoedge bench");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "bench failed: {stderr}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("bench.json")).unwrap()).unwrap();
+    assert!(json["machine"].is_object());
+    let rows = json["rows"].as_array().unwrap();
+    // 5 models × 3 precisions, 3 pipelines, 4 LLM rows × 2 precisions.
+    assert_eq!(rows.len(), 15 + 3 + 8, "rows: {rows:?}");
+    for row in rows {
+        for key in ["metric", "ours", "reference", "unit", "ratio", "target", "met"] {
+            assert!(row.get(key).is_some(), "row without {key}: {row}");
+        }
+        let ours = row["ours"].as_f64().unwrap();
+        assert!(ours.is_finite() && ours > 0.0, "{row}");
+        if let (Some(r), Some(ratio)) = (row["reference"].as_f64(), row["ratio"].as_f64()) {
+            assert!((ratio - ours / r).abs() <= 1e-9 * ratio.abs().max(1.0), "ratio is not ours ÷ reference: {row}");
+        }
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("blazeface fp32") && stdout.contains("LLM fp16 decode"), "{stdout}");
+}
