@@ -77,6 +77,16 @@ pub fn forced_prefix(face: &Face) -> String {
     format!("The person shows {} because", face.emotions.top().0)
 }
 
+/// The full prompt text for one face (chat turns rendered with `template`,
+/// then the forced answer prefix), and that prefix. A free question gets no
+/// forced prefix: its answer is the model's own.
+pub fn prompt(face: &Face, question: Option<&str>, template: Option<&str>) -> Result<(String, String), TemplateError> {
+    let mut text = render_chat(template, &messages(face, question))?;
+    let prefix = if question.is_none() { forced_prefix(face) } else { String::new() };
+    text.push_str(&prefix);
+    Ok((text, prefix))
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("the model's chat template cannot be rendered: {0}")]
 pub struct TemplateError(String);

@@ -222,12 +222,8 @@ fn explain_faces(
     use emoedge::explain;
     let mut session = llm.session()?;
     for face in &analysis.faces {
-        let turns = explain::messages(face, ask);
-        let mut prompt =
-            explain::render_chat(llm.tokenizer.chat_template.as_deref(), &turns).map_err(|e| Failure(4, e.into()))?;
-        // The label is forced for an explanation; a free question gets a free answer.
-        let prefix = if ask.is_none() { explain::forced_prefix(face) } else { String::new() };
-        prompt.push_str(&prefix);
+        let (prompt, prefix) =
+            explain::prompt(face, ask, llm.tokenizer.chat_template.as_deref()).map_err(|e| Failure(4, e.into()))?;
         let ids = llm.tokenizer.encode(&prompt, true).map_err(|e| Failure(2, e.into()))?;
         let mut out = std::io::stdout();
         let _ = write!(out, "  face {} says: {prefix}", face.id);

@@ -140,10 +140,6 @@ impl ModelFile {
         Ok(ModelFile { entry, path, map })
     }
 
-    pub fn bytes(&self) -> &[u8] {
-        &self.map
-    }
-
     /// Parses the ONNX graph into tract's typed form, with the manifest's input shape.
     pub fn typed_model(&self) -> Result<TypedModel, ModelError> {
         let load_err = |e: TractError| ModelError::Load { path: self.path.clone(), message: format!("{e:#}") };

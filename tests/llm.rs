@@ -267,10 +267,7 @@ fn explanations_are_grounded_in_the_analysis() {
     let llm = Llm::load(&gguf_path(), Precision::Fp16).unwrap();
     let mut faithful = 0;
     for face in &faces {
-        let mut prompt =
-            explain::render_chat(llm.tokenizer.chat_template.as_deref(), &explain::messages(face, None)).unwrap();
-        let prefix = explain::forced_prefix(face);
-        prompt.push_str(&prefix);
+        let (prompt, prefix) = explain::prompt(face, None, llm.tokenizer.chat_template.as_deref()).unwrap();
         let ids = llm.tokenizer.encode(&prompt, true).unwrap();
         let g = llm.session().unwrap().generate(&ids, 48, Sampling::default(), |_| {}).unwrap();
         let text = format!("{prefix}{}", g.text);

@@ -369,10 +369,6 @@ impl Gguf {
         }
         Ok(out)
     }
-
-    pub fn file_len(&self) -> u64 {
-        self.map.len() as u64
-    }
 }
 
 #[cfg(test)]
