@@ -437,7 +437,11 @@ def write_manifest(out_dir, manifest_path):
                 ("regenerate", json.dumps("quant/convert_face.sh")),
             ]
             lines += ["[[model]]"] + [f"{k} = {v}" for k, v in fields] + [""]
-    manifest_path.write_text("\n".join(lines))
+    # The [[llm]] tables (written by hand from `emoedge convert`; see the README)
+    # are not generated from files here: keep them as they are.
+    old = manifest_path.read_text() if manifest_path.exists() else ""
+    llm = old[old.index("[[llm]]"):] if "[[llm]]" in old else ""
+    manifest_path.write_text("\n".join(lines) + (("\n" + llm) if llm else ""))
 
 
 def write_license(models_dir, out_dir):

@@ -18,6 +18,7 @@ pub mod llm;
 pub mod models;
 pub mod pipeline;
 pub mod prior;
+pub mod roofline;
 pub mod sink;
 pub mod source;
 

@@ -26,8 +26,11 @@ Exit codes:
   5  an output could not be written
 
 Environment:
-  RUST_LOG        log filter, e.g. RUST_LOG=debug (logs go to stderr)
-  EMOEDGE_MODELS  the models directory (default: the source tree's models/)";
+  RUST_LOG          log filter, e.g. RUST_LOG=debug (logs go to stderr)
+  EMOEDGE_MODELS    the models directory (default: the source tree's models/)
+  EMOEDGE_LLM_GGUF  the LLM GGUF (default: the bundled SmolLM2-135M-Instruct)
+  EMOEDGE_CACHE     where converted LLMs are cached (default: ~/.cache/emoedge)
+  EMOEDGE_THREADS   threads for the LLM (default: one per core)";
 
 fn long_version() -> &'static str {
     let models: Vec<String> = models::MODELS.iter().map(|m| format!("{}:{}", m.name, m.precision)).collect();
@@ -53,6 +56,9 @@ struct Cli {
     /// The directory holding models/manifest.toml's files.
     #[arg(long, global = true)]
     models: Option<PathBuf>,
+    /// Threads for the compact LLaMA (its weight kernels and attention) [default: one per core].
+    #[arg(long, global = true, env = "EMOEDGE_THREADS")]
+    threads: Option<usize>,
     #[command(subcommand)]
     command: Command,
 }
@@ -84,8 +90,8 @@ enum Command {
         /// The LLaMA-family GGUF [default: the bundled SmolLM2-135M-Instruct].
         #[arg(long, value_name = "GGUF")]
         llm: Option<PathBuf>,
-        /// The LLM's precision: fp32, fp16 or int8 (int8 needs a CPU that tract has a Q8_1 kernel for).
-        #[arg(long, default_value = "fp16")]
+        /// The LLM's precision: int8 (llama.cpp's Q8_0 blocks), fp16, or fp32 (the reference).
+        #[arg(long, default_value = "int8")]
         llm_precision: Precision,
     },
     /// Raw completion with the compact LLaMA (or any LLaMA-family GGUF), streamed, like llama.cpp's CLI.
@@ -105,7 +111,7 @@ enum Command {
         top_p: f32,
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        #[arg(long, default_value = "fp32")]
+        #[arg(long, default_value = "int8")]
         precision: Precision,
         /// Parse chat markers such as <|im_start|> in the prompt as control tokens.
         #[arg(long)]
@@ -113,6 +119,23 @@ enum Command {
         /// After the text, print the generated token ids, one per line.
         #[arg(long)]
         tokens: bool,
+    },
+    /// Convert a LLaMA-family GGUF into an emoedge export: weights in the run
+    /// precision (F32, F16 or Q8_0) and layout, memory-mapped at run time.
+    /// `analyze --explain` and `generate` do this once on their own and cache
+    /// the result; this command writes it where you say.
+    Convert {
+        /// The source GGUF (any llama.cpp LLaMA-family model).
+        #[arg(value_name = "GGUF")]
+        source: PathBuf,
+        #[arg(long, default_value = "int8")]
+        precision: Precision,
+        /// Where to write the export [default: the cache, printed at the end].
+        #[arg(long, short = 'o')]
+        out: Option<PathBuf>,
+        /// Print the models/manifest.toml [[llm]] table for the export.
+        #[arg(long)]
+        manifest: bool,
     },
     /// List the models in the manifest and verify each file's sha256.
     Models,
@@ -162,6 +185,8 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         None => Config::default(),
     };
     let dir = cli.models.clone().or_else(|| config.models.clone()).unwrap_or_else(models::default_dir);
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    emoedge::llm::linear::set_threads(cli.threads.unwrap_or(cores));
     match cli.command {
         Command::Analyze { images, json, annotate, precision, explain, ask, llm, llm_precision } => {
             let precision = precision.or(config.precision).unwrap_or(Precision::Fp32);
@@ -194,6 +219,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             );
             Ok(0)
         }
+        Command::Convert { source, precision, out, manifest } => convert(&source, precision, out, manifest),
         Command::Models => verify_models(&dir),
         Command::Bench { repeat, image, out, quick } => {
             bench(&dir, config, if quick { 1 } else { repeat }, image, out.as_deref(), quick)
@@ -300,6 +326,36 @@ fn annotate_path(target: &Path, image: &Path, count: usize) -> PathBuf {
     target.join(format!("{stem}.annotated.png"))
 }
 
+fn convert(source: &Path, precision: Precision, out: Option<PathBuf>, manifest: bool) -> Result<u8, Failure> {
+    use emoedge::llm::{convert, gguf::Gguf};
+    let out = match out {
+        None => convert::ensure_export(source, precision).map_err(|e| Failure(4, e))?,
+        Some(out) => {
+            let src = Gguf::open(source).map_err(|e| Failure(4, e.into()))?;
+            let bar = indicatif::ProgressBar::new(src.tensors.len() as u64);
+            convert::convert(&src, precision, &out, |done, _| bar.set_position(done as u64))
+                .map_err(|e| Failure(4, e))?;
+            bar.finish_and_clear();
+            out
+        }
+    };
+    let export = Gguf::open(&out).map_err(|e| Failure(4, e.into()))?;
+    let sha = convert::sha256_hex(export.bytes());
+    if manifest {
+        let src_sha = export.metadata.get(convert::SOURCE_KEY).and_then(|v| v.as_str()).unwrap_or_default();
+        let name = export.metadata.get("general.name").and_then(|v| v.as_str()).unwrap_or("model");
+        let licence = export.metadata.get("general.license").and_then(|v| v.as_str()).unwrap_or("unknown");
+        println!(
+            "[[llm]]\nname = {name:?}\nsource = {:?}\nsource_sha256 = {src_sha:?}\nprecision = \"{precision}\"\nsha256 = {sha:?}\nbytes = {}\nlicence = {licence:?}",
+            source.display().to_string(),
+            export.bytes().len()
+        );
+    } else {
+        println!("{}  {sha}  {} bytes", out.display(), export.bytes().len());
+    }
+    Ok(0)
+}
+
 fn verify_models(dir: &Path) -> Result<u8, Failure> {
     let mut code = 0;
     println!("models in {}", dir.display());
@@ -345,7 +401,7 @@ fn bench(
     .map_err(|e| Failure(2, anyhow::anyhow!("{e}")))?;
     let mut rows = rows;
     let (prompt_len, decode) = if quick { (16, 8) } else { (128, 128) };
-    for precision in [Precision::Fp32, Precision::Fp16] {
+    for precision in Precision::ALL {
         bar.set_message(format!("LLM {precision}"));
         let llm = load_llm(None, precision)?;
         rows.extend(emoedge::bench::llm_rows(&llm, prompt_len, decode).map_err(|e| Failure(2, e))?);

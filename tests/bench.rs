@@ -19,8 +19,8 @@ fn quick_bench_writes_a_row_per_measurement() {
         serde_json::from_str(&std::fs::read_to_string(dir.join("bench.json")).unwrap()).unwrap();
     assert!(json["machine"].is_object());
     let rows = json["rows"].as_array().unwrap();
-    // 5 models × 3 precisions, 3 pipelines, 4 LLM rows × 2 precisions.
-    assert_eq!(rows.len(), 15 + 3 + 8, "rows: {rows:?}");
+    // 5 models × 3 precisions, 3 pipelines, 4 LLM rows × 3 precisions.
+    assert_eq!(rows.len(), 15 + 3 + 12, "rows: {rows:?}");
     for row in rows {
         for key in ["metric", "ours", "reference", "unit", "ratio", "target", "met"] {
             assert!(row.get(key).is_some(), "row without {key}: {row}");

@@ -154,8 +154,21 @@ mod decoding {
         ids[prompt_ids.len()..].to_vec()
     }
 
+    /// Top-1 agreement with fp32 under teacher forcing: at each step both
+    /// models see fp32's tokens so far, and we compare their next choice.
+    fn top1_agreement(llm: &Llm, prompt: &[u32], fp32_tokens: &[u32]) -> usize {
+        let mut s = llm.session().unwrap();
+        let mut ids = prompt.to_vec();
+        let mut same = 0;
+        for want in fp32_tokens {
+            same += (argmax(s.logits_after(&ids).unwrap()) == *want) as usize;
+            ids.push(*want);
+        }
+        same
+    }
+
     #[test]
-    fn fp32_greedy_tokens_equal_llama_cpp_and_fp16_keeps_them() {
+    fn fp32_greedy_tokens_equal_llama_cpp_and_fp16_and_int8_keep_them() {
         let fixture = fixture("greedy_f32.json");
         let cases: Vec<(Vec<u32>, Vec<u32>)> =
             fixture.as_array().unwrap().iter().map(|c| (ids(&c["prompt_ids"]), ids(&c["tokens"]))).collect();
@@ -164,33 +177,77 @@ mod decoding {
             let got = greedy(&fp32, prompt, want.len());
             assert_eq!(&got, want, "fp32 greedy tokens differ from llama.cpp's for prompt {prompt:?}");
         }
-        // int8 is not here: tract 0.23.9 has no x86 kernel for its Q8_1 blocks
-        // (see int8_says_what_to_do_instead).
-        for precision in [Precision::Fp16] {
+        // llama.cpp's own greedy tokens at the same precision, for comparison.
+        let llama_cpp = [(Precision::Fp16, "greedy_f16.json"), (Precision::Int8, "greedy_q8_0.json")];
+        for (precision, reference) in llama_cpp {
             let llm = Llm::load(&gguf_path(), precision).unwrap();
-            let (mut same, mut total) = (0, 0);
-            for (prompt, want) in &cases {
+            let reference: Vec<Vec<u32>> =
+                super::fixture(reference).as_array().unwrap().iter().map(|c| ids(&c["tokens"])).collect();
+            let (mut same, mut top1, mut as_llama_cpp, mut total) = (0, 0, 0, 0);
+            for ((prompt, want), theirs) in cases.iter().zip(&reference) {
                 let got = greedy(&llm, prompt, want.len());
                 same += got.iter().zip(want).take_while(|(a, b)| a == b).count();
+                as_llama_cpp += got.iter().zip(theirs).take_while(|(a, b)| a == b).count();
+                top1 += top1_agreement(&llm, prompt, want);
                 total += want.len();
             }
-            let rate = same as f64 / total as f64;
+            let pct = |n: usize| 100.0 * n as f64 / total as f64;
             println!(
-                "{precision}: {same}/{total} greedy tokens equal to fp32 before the first divergence ({:.1}%)",
-                rate * 100.0
+                "{precision}: {same}/{total} greedy tokens equal to fp32 before the first divergence ({:.1}%), \
+                 top-1 agreement {top1}/{total} ({:.1}%), {as_llama_cpp}/{total} equal to llama.cpp at the same precision",
+                pct(same),
+                pct(top1)
             );
-            assert!(rate >= 0.95, "{precision} keeps only {:.1}% of fp32's greedy tokens", rate * 100.0);
+            assert!(pct(top1) >= 95.0, "{precision} agrees with fp32's next token only {:.1}% of the time", pct(top1));
+            // Greedy runs until the first divergence: fp16 must keep 95 %. 8-bit
+            // weights flip some near-ties and the runs part for good after one;
+            // llama.cpp's own Q8_0 keeps 112/160 of its F32 tokens on these
+            // prompts (the fixtures), so int8 must do at least as well as that.
+            let floor = if precision == Precision::Int8 { 112.0 / 1.6 } else { 95.0 };
+            assert!(pct(same) >= floor, "{precision} keeps only {:.1}% of fp32's greedy tokens", pct(same));
         }
     }
 
+    /// The int8 export is the manifest's, byte for byte, and its weights are
+    /// served from the file mapping (page cache), not from copies on the heap.
     #[test]
-    #[cfg(target_arch = "x86_64")]
-    fn int8_says_what_to_do_instead() {
-        let err = format!(
-            "{:#}",
-            Llm::load(&gguf_path(), Precision::Int8).err().expect("no int8 kernel on x86_64 in tract 0.23.9")
+    #[cfg(target_os = "linux")]
+    fn int8_weights_are_the_manifests_and_stay_in_the_mapping() {
+        use emoedge::llm::convert::LLM_EXPORTS;
+        let llm = Llm::load(&gguf_path(), Precision::Int8).unwrap();
+        let known = LLM_EXPORTS.iter().find(|e| e.precision == Precision::Int8).unwrap();
+        assert_eq!(std::fs::metadata(&llm.export).unwrap().len(), known.bytes);
+        greedy(&llm, &[504, 3575, 282, 4649, 314], 2);
+        // /proc/self/smaps: the resident bytes of the export's mapping.
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let name = llm.export.canonicalize().unwrap().display().to_string();
+        let mut resident_kib = 0u64;
+        let mut inside = false;
+        for line in smaps.lines() {
+            let range = line.split_whitespace().next().unwrap_or_default();
+            if range.contains('-') && range.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+                inside = line.ends_with(&name);
+            } else if inside && line.starts_with("Rss:") {
+                resident_kib += line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap();
+            }
+        }
+        assert!(
+            resident_kib * 1024 > known.bytes * 9 / 10,
+            "only {resident_kib} KiB of the {} bytes export are resident through its mapping",
+            known.bytes
         );
-        assert!(err.contains("use --precision fp16"), "{err}");
+    }
+
+    #[test]
+    fn an_export_at_another_precision_or_converted_twice_is_refused() {
+        use emoedge::llm::{convert, gguf::Gguf};
+        let int8 = Llm::load(&gguf_path(), Precision::Int8).unwrap().export;
+        let err = format!("{:#}", Llm::load(&int8, Precision::Fp16).err().expect("an int8 export is not fp16"));
+        assert!(err.contains("--llm-precision int8"), "{err}");
+        let out = std::env::temp_dir().join(format!("emoedge-{}-twice.gguf", std::process::id()));
+        let err = convert::convert(&Gguf::open(&int8).unwrap(), Precision::Int8, &out, |_, _| {}).unwrap_err();
+        assert!(err.to_string().contains("already an emoedge export"), "{err}");
+        assert!(!out.exists());
     }
 
     #[test]
@@ -264,7 +321,7 @@ fn explanations_are_grounded_in_the_analysis() {
         faces.push(f);
     }
 
-    let llm = Llm::load(&gguf_path(), Precision::Fp16).unwrap();
+    let llm = Llm::load(&gguf_path(), Precision::Int8).unwrap();
     let mut faithful = 0;
     for face in &faces {
         let (prompt, prefix) = explain::prompt(face, None, llm.tokenizer.chat_template.as_deref()).unwrap();

@@ -7,7 +7,7 @@
 //! against the file's size before it is used: a truncated or hostile file
 //! gives a [`GgufError`], never a panic or a huge allocation.
 
-use std::{collections::BTreeMap, fs::File, path::Path};
+use std::{collections::BTreeMap, fs::File, path::Path, sync::Arc};
 
 use half::f16;
 use memmap2::Mmap;
@@ -135,7 +135,10 @@ impl TensorInfo {
 /// An open GGUF file.
 pub struct Gguf {
     pub path: String,
-    map: Mmap,
+    map: Arc<Mmap>,
+    /// Byte range of the metadata key/value section, copied verbatim on export.
+    pub kv_bytes: std::ops::Range<usize>,
+    pub kv_count: u64,
     pub version: u32,
     pub metadata: BTreeMap<String, Value>,
     pub tensors: Vec<TensorInfo>,
@@ -244,12 +247,14 @@ impl Gguf {
             });
         }
         let mut metadata = BTreeMap::new();
+        let kv_start = c.pos as usize;
         for _ in 0..n_keys {
             let key = c.string("metadata key")?;
             let kind = c.u32(&key)?;
             let value = c.value(kind, &key, 0)?;
             metadata.insert(key, value);
         }
+        let kv_bytes = kv_start..c.pos as usize;
         let mut tensors = Vec::with_capacity(n_tensors as usize);
         for _ in 0..n_tensors {
             let name = c.string("tensor name")?;
@@ -305,7 +310,7 @@ impl Gguf {
                 t.end = Some(end);
             }
         }
-        Ok(Gguf { path, map, version, metadata, tensors })
+        Ok(Gguf { path, map: Arc::new(map), version, metadata, tensors, kv_bytes, kv_count: n_keys })
     }
 
     pub fn get(&self, key: &str) -> Result<&Value, GgufError> {
@@ -323,6 +328,30 @@ impl Gguf {
     pub fn raw(&self, t: &TensorInfo) -> Result<&[u8], GgufError> {
         let end = t.end.ok_or_else(|| self.unsupported(t))?;
         Ok(&self.map[t.start as usize..end as usize])
+    }
+
+    /// A 2-D F32, F16 or Q8_0 tensor as a window into the mapping, no copy.
+    pub fn matrix(&self, name: &str) -> anyhow::Result<super::linear::MappedMatrix> {
+        use super::kernels::RowFormat;
+        let t = self.tensor(name)?;
+        let format = match t.kind {
+            GgmlType::F32 => RowFormat::F32,
+            GgmlType::F16 => RowFormat::F16,
+            GgmlType::Q8_0 => RowFormat::Q8_0,
+            other => anyhow::bail!(
+                "{}: {name} is {other:?}; the runtime maps F32, F16 or Q8_0 weights (run `emoedge convert` first)",
+                self.path
+            ),
+        };
+        anyhow::ensure!(t.dims.len() == 2, "{}: {name} is not a matrix", self.path);
+        let (cols, rows) = (t.dims[0] as usize, t.dims[1] as usize);
+        super::linear::MappedMatrix::new(self.map.clone(), t.start as usize, rows, cols, format)
+            .map_err(|e| e.context(format!("{}: {name}", self.path)))
+    }
+
+    /// The whole file, as mapped.
+    pub fn bytes(&self) -> &[u8] {
+        &self.map
     }
 
     fn unsupported(&self, t: &TensorInfo) -> GgufError {

@@ -1,4 +1,5 @@
-//! The LLaMA forward pass as a tract graph, built from a GGUF's weights.
+//! The LLaMA forward pass as a tract graph over an emoedge export's weights,
+//! which stay in the memory-mapped file (see [`super::linear`]).
 //!
 //! One graph serves prefill and decode:
 //!   input  `tokens` : i64 [S]          (S = new tokens this call)
@@ -11,31 +12,24 @@
 
 use anyhow::{Context, Result};
 use tract_nnef::internal::*;
-use tract_onnx::tract_core::{
-    ops::{
-        array::{Gather, Range, Slice},
-        binary::TypedBinOp,
-        cast::Cast,
-        change_axes::wire_with_rank_broadcast,
-        einsum::EinSum,
-        konst::Const,
-        math,
-        nn::{silu::silu, RmsNorm},
-    },
-    tract_linalg::block_quant::{BlockQuant, BlockQuantFact, BlockQuantStorage, Q4_0, Q8_1},
+use tract_onnx::tract_core::ops::{
+    array::{Gather, Range, Slice},
+    binary::TypedBinOp,
+    change_axes::wire_with_rank_broadcast,
+    math,
+    nn::{silu::silu, RmsNorm},
 };
 use tract_transformers::ops::{apply_rope::ApplyRope, dyn_kv_cache::DynKeyValueCache, sdpa::Sdpa};
 
-use super::gguf::{Gguf, TensorInfo};
-use crate::models::Precision;
+use super::{
+    convert::ROPE_LAYOUT_KEY,
+    gguf::{Gguf, TensorInfo},
+    linear::{MappedEmbedding, MappedLinear},
+};
 
 /// A GGUF tensor's row-major shape (GGUF lists the fastest axis first).
 fn shape(t: &TensorInfo) -> Vec<usize> {
     t.dims.iter().rev().map(|d| *d as usize).collect()
-}
-
-fn dequant(g: &Gguf, name: &str) -> Result<Vec<f32>> {
-    Ok(g.dequantize(g.tensor(name)?)?)
 }
 
 #[derive(Debug, Clone)]
@@ -90,52 +84,10 @@ impl Config {
     }
 }
 
-/// How linear-layer weights are stored in the graph.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WeightFormat {
-    F32,
-    F16,
-    /// tract-linalg block-quant Q4_0 (32-value blocks, f16 scale, 4-bit)
-    Q4_0,
-    /// tract-linalg block-quant Q8_1 (32-value blocks, f16 scale, 8-bit)
-    Q8_1,
-}
-
-impl WeightFormat {
-    /// fp32 is the reference; fp16 stores f16 weights; int8 is tract's 8-bit block format.
-    pub fn for_precision(p: Precision) -> WeightFormat {
-        match p {
-            Precision::Fp32 => WeightFormat::F32,
-            Precision::Fp16 => WeightFormat::F16,
-            Precision::Int8 => WeightFormat::Q8_1,
-        }
-    }
-}
-
-/// GGUF (llama.cpp) stores Q and K rows permuted so that rotary pairs are
-/// adjacent (2i, 2i+1) — the "normal" ggml RoPE layout. tract's `ApplyRope` is
-/// the HF/NEOX rotate-half layout (pairs i, i+d/2). Undo the permutation:
-///   gguf row  h*d + 2*b + a   ->   hf row  h*d + a*(d/2) + b
-fn unpermute_rows(w: &[f32], n_heads: usize, head_dim: usize, cols: usize) -> Vec<f32> {
-    let mut out = vec![0f32; w.len()];
-    let half = head_dim / 2;
-    for h in 0..n_heads {
-        for b in 0..half {
-            for a in 0..2 {
-                let src = (h * head_dim + 2 * b + a) * cols;
-                let dst = (h * head_dim + a * half + b) * cols;
-                out[dst..dst + cols].copy_from_slice(&w[src..src + cols]);
-            }
-        }
-    }
-    out
-}
-
 /// Small builder around a TypedModel: naming + the few wiring helpers we need.
 struct Builder<'g> {
     model: TypedModel,
     gguf: &'g Gguf,
-    format: WeightFormat,
 }
 
 impl Builder<'_> {
@@ -157,56 +109,18 @@ impl Builder<'_> {
         self.model.add_const(name, t)
     }
 
-    /// A GGUF tensor dequantised to f32, as a plain tensor of its row-major shape.
-    fn f32_tensor(&self, name: &str) -> Result<Tensor> {
-        let shape = shape(self.gguf.tensor(name)?);
-        Tensor::from_shape(&shape, &dequant(self.gguf, name)?)
+    /// y[S, n] = x[S, k] · W[n, k]ᵀ (a bias-less nn.Linear), W read from the mapping.
+    fn linear(&mut self, name: &str, gguf_name: &str, x: OutletId) -> Result<OutletId> {
+        let weight = self.gguf.matrix(gguf_name)?;
+        self.wire(name, MappedLinear { weight }, &[x])
     }
 
-    /// Store a [n, k] weight matrix in the configured format.
-    /// Returns the const outlet and the einsum expression for `W[n,k] · x[s,k] -> y[s,n]`.
-    /// The weight must be the FIRST einsum operand: tract's matmul kernel selection treats
-    /// operand A as the (pre-packed) weight; with the weight as B it is re-packed on every call.
-    fn weight(&mut self, name: &str, w: Vec<f32>, n: usize, k: usize) -> Result<(OutletId, &'static str)> {
-        let bq: Box<dyn BlockQuant> = match self.format {
-            WeightFormat::F32 => {
-                let t = Tensor::from_shape(&[n, k], &w)?;
-                return Ok((self.konst(name, t)?, "nk,sk->sn"));
-            }
-            WeightFormat::F16 => {
-                let t = Tensor::from_shape(&[n, k], &w)?.cast_to::<f16>()?.into_owned();
-                return Ok((self.konst(name, t)?, "nk,sk->sn"));
-            }
-            WeightFormat::Q4_0 => Box::new(Q4_0),
-            WeightFormat::Q8_1 => Box::new(Q8_1),
-        };
-        // Block-quantised const: exotic tensor of logical shape [G=1, n, k], blocks along k.
-        let blob = bq.quant_f32(&w)?;
-        let storage = BlockQuantStorage::new(tract_core::dyn_clone::clone_box(&*bq), n, k, Arc::new(blob))?;
-        let fact = BlockQuantFact::new(bq, tvec!(1, n, k));
-        let tensor = storage.into_tensor_with_shape(f32::datum_type(), &[1, n, k]);
-        let konst = Const::new_with_exotic_fact(Arc::new(tensor), Box::new(fact))?;
-        Ok((self.wire(name, konst, &[])?, "gnk,sk->sn"))
-    }
-
-    /// y[S, n] = x[S, k] · W[n, k]^T  (a bias-less nn.Linear)
-    fn linear(&mut self, name: &str, x: OutletId, w: Vec<f32>, n: usize, k: usize) -> Result<OutletId> {
-        let (w, expr) = self.weight(&format!("{name}.weight"), w, n, k)?;
-        self.wire(name, EinSum::new(expr.parse()?, f32::datum_type()), &[w, x])
-    }
-
-    fn linear_gguf(&mut self, name: &str, gguf_name: &str, x: OutletId) -> Result<OutletId> {
-        let shape = shape(self.gguf.tensor(gguf_name)?);
-        anyhow::ensure!(shape.len() == 2, "{}: {gguf_name} is not a matrix", self.gguf.path);
-        let w = dequant(self.gguf, gguf_name)?;
-        self.linear(name, x, w, shape[0], shape[1])
-    }
-
-    /// RMSNorm over the last axis, times the learned gain `g`.
+    /// RMSNorm over the last axis, times the learned gain `g` (a small f32 vector, copied).
     fn rms_norm(&mut self, name: &str, x: OutletId, gguf_name: &str, eps: f32) -> Result<OutletId> {
         let rank = self.model.outlet_fact(x)?.rank();
         let normed = self.wire(name, RmsNorm { axis: rank - 1, eps: Arc::new(tensor0(eps)) }, &[x])?;
-        let gain = self.f32_tensor(gguf_name)?;
+        let info = self.gguf.tensor(gguf_name)?;
+        let gain = Tensor::from_shape(&shape(info), &self.gguf.dequantize(info)?)?;
         let gain = self.konst(&format!("{name}.gain"), gain)?;
         self.bin(&format!("{name}.mul"), math::mul(), normed, gain)
     }
@@ -231,27 +145,24 @@ fn rope_tables(c: &Config) -> Result<(Tensor, Tensor)> {
     Ok((Tensor::from_shape(&[c.max_ctx, d], &cos)?, Tensor::from_shape(&[c.max_ctx, d], &sin)?))
 }
 
-pub fn build(gguf: &Gguf, format: WeightFormat) -> Result<(Config, TypedModel)> {
+/// Builds the graph over an emoedge export (see [`super::convert`]).
+pub fn build(gguf: &Gguf) -> Result<(Config, TypedModel)> {
     let c = Config::from_gguf(gguf)?;
-    let (d, hd, nh, nkv) = (c.dim, c.head_dim, c.n_heads, c.n_kv_heads);
-    let mut b = Builder { model: TypedModel::default(), gguf, format };
+    anyhow::ensure!(
+        gguf.metadata.get(ROPE_LAYOUT_KEY).and_then(|v| v.as_str()) == Some("neox"),
+        "{} is not an emoedge export; run `emoedge convert` on it first (the runtime maps converted weights)",
+        gguf.path
+    );
+    let (hd, nh, nkv) = (c.head_dim, c.n_heads, c.n_kv_heads);
+    let mut b = Builder { model: TypedModel::default(), gguf };
     let s = b.model.sym("S");
     let p = b.model.sym("P");
     let (s_dim, p_dim) = (TDim::from(s.clone()), TDim::from(p.clone()));
 
     // ---- inputs & embeddings -------------------------------------------------
     let tokens = b.model.add_source("tokens", i64::fact([s_dim.clone()]))?; // [S]
-                                                                            // token_embd [vocab, d] is tied with the LM head, but the graph gets two separate
-                                                                            // consts: a const shared by Gather and a MatMul cannot be pre-packed at optimize
-                                                                            // time, so the 113 MB table would be re-packed on every call (=> 4 tok/s decode).
-    let embd = dequant(gguf, "token_embd.weight")?;
-    let table = Tensor::from_shape(&[c.vocab, d], &embd)?;
-    let table = if format == WeightFormat::F32 { table } else { table.cast_to::<f16>()?.into_owned() };
-    let table = b.konst("token_embd", table)?;
-    let mut x = b.wire("embed", Gather::new(0), &[table, tokens])?; // [S, d]
-    if format != WeightFormat::F32 {
-        x = b.wire("embed.f32", Cast::new(f32::datum_type()), &[x])?;
-    }
+    let table = gguf.matrix("token_embd.weight")?; // [vocab, d], also the head when tied
+    let mut x = b.wire("embed", MappedEmbedding { table: table.clone() }, &[tokens])?; // [S, d]
 
     // ---- RoPE cos/sin for absolute positions P..P+S --------------------------
     let (cos_t, sin_t) = rope_tables(&c)?;
@@ -283,11 +194,9 @@ pub fn build(gguf: &Gguf, format: WeightFormat) -> Result<(Config, TypedModel)> 
 
         // ---- attention -------------------------------------------------------
         let h = b.rms_norm(&n("attn_norm"), x, &w("attn_norm"), c.rms_eps)?; // [S, d]
-        let wq = unpermute_rows(&dequant(gguf, &w("attn_q"))?, nh, hd, d);
-        let wk = unpermute_rows(&dequant(gguf, &w("attn_k"))?, nkv, hd, d);
-        let q = b.linear(&n("q"), h, wq, nh * hd, d)?; // [S, nh*hd]
-        let k = b.linear(&n("k"), h, wk, nkv * hd, d)?; // [S, nkv*hd]
-        let v = b.linear_gguf(&n("v"), &w("attn_v"), h)?; // [S, nkv*hd]
+        let q = b.linear(&n("q"), &w("attn_q"), h)?; // [S, nh*hd]
+        let k = b.linear(&n("k"), &w("attn_k"), h)?; // [S, nkv*hd]
+        let v = b.linear(&n("v"), &w("attn_v"), h)?; // [S, nkv*hd]
         let q = split_heads(&mut b, &n("q"), q, nh)?; // [1, nh, S, hd]
         let k = split_heads(&mut b, &n("k"), k, nkv)?; // [1, nkv, S, hd]
         let v = split_heads(&mut b, &n("v"), v, nkv)?; // [1, nkv, S, hd]
@@ -312,16 +221,16 @@ pub fn build(gguf: &Gguf, format: WeightFormat) -> Result<(Config, TypedModel)> 
         let att = b.wire(n("att.seq_first"), AxisOp::Move(0, 1), &[att])?; // [S, nh, hd]
         let att =
             b.wire(n("att.merge"), AxisOp::Reshape(1, tvec![nh.into(), hd.into()], tvec![(nh * hd).into()]), &[att])?; // [S, d]
-        let o = b.linear_gguf(&n("o"), &w("attn_output"), att)?; // [S, d]
+        let o = b.linear(&n("o"), &w("attn_output"), att)?; // [S, d]
         x = b.bin(&n("attn_residual"), math::add(), x, o)?;
 
         // ---- SwiGLU feed-forward ---------------------------------------------
         let h = b.rms_norm(&n("ffn_norm"), x, &w("ffn_norm"), c.rms_eps)?; // [S, d]
-        let gate = b.linear_gguf(&n("gate"), &w("ffn_gate"), h)?; // [S, ffn]
-        let up = b.linear_gguf(&n("up"), &w("ffn_up"), h)?; // [S, ffn]
+        let gate = b.linear(&n("gate"), &w("ffn_gate"), h)?; // [S, ffn]
+        let up = b.linear(&n("up"), &w("ffn_up"), h)?; // [S, ffn]
         let gate = b.wire(n("silu"), silu(), &[gate])?;
         let act = b.bin(&n("swiglu"), math::mul(), gate, up)?; // [S, ffn]
-        let down = b.linear_gguf(&n("down"), &w("ffn_down"), act)?; // [S, d]
+        let down = b.linear(&n("down"), &w("ffn_down"), act)?; // [S, d]
         x = b.bin(&n("ffn_residual"), math::add(), x, down)?;
     }
 
@@ -329,42 +238,10 @@ pub fn build(gguf: &Gguf, format: WeightFormat) -> Result<(Config, TypedModel)> 
     let last = b.wire("last", Slice::new(0, s_dim.clone() - 1, s_dim.clone()), &[x])?; // [1, d]
     let last = b.rms_norm("output_norm", last, "output_norm.weight", c.rms_eps)?;
     // Tied embeddings (SmolLM2) have no output.weight: the head is the embedding table.
-    let lm_head = if gguf.tensor("output.weight").is_ok() { dequant(gguf, "output.weight")? } else { embd };
-    let logits = b.linear("logits", last, lm_head, c.vocab, d)?; // [1, vocab]
+    let head = if gguf.tensor("output.weight").is_ok() { gguf.matrix("output.weight")? } else { table };
+    let logits = b.wire("logits", MappedLinear { weight: head }, &[last])?; // [1, vocab]
 
     b.model.select_output_outlets(&[logits])?;
     b.model.set_outlet_label(logits, "logits".into())?;
     Ok((c, b.model))
-}
-
-/// Packs every constant weight once, at load. tract's constant folding skips
-/// a result bigger than its input (and than 4 MiB), and a packed weight is a
-/// little bigger than the raw one, so without this the 113 MB output head
-/// would be re-packed on every token: ~250 ms each, 4 tok/s instead of 13.
-pub fn fold_weight_packing(model: &mut TypedModel) -> Result<()> {
-    use tract_onnx::tract_core::ops::matmul::pack::OptMatMulPack;
-    let ids: Vec<usize> = model
-        .nodes
-        .iter()
-        .filter(|n| n.op_is::<OptMatMulPack>())
-        .filter(|n| n.inputs.iter().all(|i| model.outlet_fact(*i).map(|f| f.konst.is_some()).unwrap_or(false)))
-        .map(|n| n.id)
-        .collect();
-    for id in ids {
-        let node = model.node(id);
-        let inputs = model
-            .node_input_facts(id)?
-            .iter()
-            .map(|f| f.konst.clone().map(|k| k.into_tvalue()).context("a constant input lost its value"))
-            .collect::<Result<TVec<_>>>()?;
-        let packed = node.op.eval_out_of_plan(inputs)?.context("weight packing cannot be evaluated ahead")?.remove(0);
-        let exotic = node.outputs[0].fact.exotic_fact.clone();
-        let mut patch = TypedModelPatch::default();
-        let wire =
-            patch.wire_node(&node.name, Const::new_with_opt_exotic_fact(packed.into_arc_tensor(), exotic)?, &[])?[0];
-        patch.shunt_outside(model, id.into(), wire)?;
-        patch.apply(model)?;
-    }
-    model.compact()?;
-    Ok(())
 }

@@ -1,8 +1,12 @@
-//! The compact LLaMA: GGUF reading, tokenizer, and (to come) the tract graph,
-//! KV cache and sampler that explain an Analysis in words.
+//! The compact LLaMA: GGUF reading and export, the tokenizer, the tract graph
+//! over memory-mapped weights with its KV cache, and the sampler that explain
+//! an Analysis in words.
 
+pub mod convert;
 pub mod gguf;
 pub mod graph;
+pub mod kernels;
+pub mod linear;
 pub mod sampler;
 pub mod session;
 pub mod tokenizer;

@@ -12,7 +12,7 @@ use tract_nnef::internal::*;
 
 use super::{
     gguf::Gguf,
-    graph::{build, Config, WeightFormat},
+    graph::{build, Config},
     sampler::{Sampler, Sampling},
     tokenizer::Tokenizer,
 };
@@ -27,33 +27,31 @@ pub struct Llm {
     pub tokenizer: Tokenizer,
     pub config: Config,
     pub precision: Precision,
-    /// Seconds spent reading the GGUF, building and optimising the graph.
+    /// The export file whose mapping holds the weights.
+    pub export: std::path::PathBuf,
+    /// Seconds spent converting (first use only), mapping, building and optimising the graph.
     pub load_seconds: f64,
 }
 
 impl Llm {
+    /// Loads a model for `precision`. A plain GGUF is converted once into the
+    /// cache (see [`super::convert::ensure_export`]); an export is mapped as is.
     pub fn load(path: &Path, precision: Precision) -> Result<Llm> {
         let t = Instant::now();
-        let gguf = Gguf::open(path)?;
+        let export = super::convert::ensure_export(path, precision)?;
+        let gguf = Gguf::open(&export)?;
         let tokenizer = Tokenizer::from_gguf(&gguf)?;
-        let (config, model) = build(&gguf, WeightFormat::for_precision(precision))?;
-        let plan = model
-            .into_optimized()
-            .and_then(|mut m| {
-                super::graph::fold_weight_packing(&mut m)?;
-                m.into_runnable()
-            })
-            .map_err(|e| {
-            if precision == Precision::Int8 {
-                // tract-linalg 0.23.9 has Q8_1 as a block format but no x86 kernel
-                // wired to it: the optimiser cannot place the int8 matmuls.
-                e.context("tract has no int8 (Q8_1 block) matmul kernel for this CPU; use --precision fp16, which decodes the same tokens as fp32")
-            } else {
-                e
-            }
-        })?;
-        log::info!("loaded {} at {precision} in {:.1}s", path.display(), t.elapsed().as_secs_f64());
-        Ok(Llm { plan, tokenizer, config, precision, load_seconds: t.elapsed().as_secs_f64() })
+        let (config, model) = build(&gguf)?;
+        let plan = model.into_optimized()?.into_runnable()?;
+        log::info!(
+            "loaded {} at {precision} from {} in {:.1}s ({} kernels, {} thread(s))",
+            path.display(),
+            export.display(),
+            t.elapsed().as_secs_f64(),
+            super::kernels::isa(),
+            super::linear::threads()
+        );
+        Ok(Llm { plan, tokenizer, config, precision, export, load_seconds: t.elapsed().as_secs_f64() })
     }
 
     pub fn session(&self) -> Result<Session<'_>> {
@@ -88,7 +86,9 @@ impl Session<'_> {
     fn feed(&mut self, ids: &[u32]) -> Result<()> {
         for chunk in ids.chunks(PREFILL_CHUNK) {
             let input: Vec<i64> = chunk.iter().map(|t| *t as i64).collect();
-            let out = self.state.run(tvec!(Tensor::from_shape(&[input.len()], &input)?.into_tvalue()))?;
+            let input = Tensor::from_shape(&[input.len()], &input)?.into_tvalue();
+            let state = &mut self.state;
+            let out = super::linear::on_pool(move || state.run(tvec!(input)))?;
             self.logits = out[0].try_as_plain_ram()?.as_slice::<f32>()?.to_vec();
             self.tokens.extend_from_slice(chunk);
         }
