@@ -234,10 +234,13 @@ pub fn ensure_export(path: &Path, precision: Precision) -> Result<PathBuf> {
         }
         return Ok(path.to_path_buf());
     }
-    let source_sha = sha256_hex(src.bytes());
-    let known = LLM_EXPORTS.iter().find(|e| e.source_sha256 == source_sha && e.precision == precision);
+    // The cache key hashes the header and the first MiB (metadata, tokenizer,
+    // tensor directory) with the length: hashing the whole source on every
+    // start would page it all in, and count it in our peak RSS, for nothing.
+    let head = &src.bytes()[..src.bytes().len().min(1 << 20)];
+    let key = sha256_hex(&[head, &(src.bytes().len() as u64).to_le_bytes()].concat());
     let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into());
-    let out = cache_dir().join(format!("{stem}.{}.{precision}.gguf", &source_sha[..12]));
+    let out = cache_dir().join(format!("{stem}.{}.{precision}.gguf", &key[..12]));
     if !out.exists() {
         fs::create_dir_all(cache_dir())
             .with_context(|| format!("cannot create the cache {}", cache_dir().display()))?;
@@ -250,8 +253,12 @@ pub fn ensure_export(path: &Path, precision: Precision) -> Result<PathBuf> {
         convert(&src, precision, &out, |done, _| bar.set_position(done as u64))?;
         bar.finish_and_clear();
     }
+    // The bundled model's exports are checked against the manifest, found by
+    // the full source sha256 that the conversion recorded.
+    let export = Gguf::open(&out)?;
+    let source_sha = export.metadata.get(SOURCE_KEY).and_then(|v| v.as_str()).unwrap_or_default();
+    let known = LLM_EXPORTS.iter().find(|e| e.source_sha256 == source_sha && e.precision == precision);
     if let Some(known) = known {
-        let export = Gguf::open(&out)?;
         let actual = sha256_hex(export.bytes());
         if actual != known.sha256 {
             bail!(

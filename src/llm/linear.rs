@@ -41,7 +41,10 @@ impl std::fmt::Debug for MappedMatrix {
 impl MappedMatrix {
     /// Checks that the window lies inside the mapping and suits the kernels.
     pub fn new(map: Arc<Mmap>, offset: usize, rows: usize, cols: usize, format: RowFormat) -> anyhow::Result<Self> {
-        anyhow::ensure!(cols.is_multiple_of(QK), "a weight row of {cols} values is not a whole number of {QK}-value blocks");
+        anyhow::ensure!(
+            cols.is_multiple_of(QK),
+            "a weight row of {cols} values is not a whole number of {QK}-value blocks"
+        );
         let end = rows.checked_mul(format.row_bytes(cols)).and_then(|n| n.checked_add(offset));
         anyhow::ensure!(end.is_some_and(|e| e <= map.len()), "a weight matrix runs past the end of the file");
         Ok(MappedMatrix { map, offset, rows, cols, format })
