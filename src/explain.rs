@@ -87,6 +87,15 @@ pub fn prompt(face: &Face, question: Option<&str>, template: Option<&str>) -> Re
     Ok((text, prefix))
 }
 
+/// The part of every prompt that comes before the face: the rendered system
+/// turn and the opening of the user turn. A session primed with it once only
+/// has to read the face's own evidence when an Analysis arrives.
+pub fn shared_prefix(template: Option<&str>) -> Result<String, TemplateError> {
+    const MARK: &str = "\u{1}";
+    let text = render_chat(template, &[("system", SYSTEM.to_string()), ("user", MARK.to_string())])?;
+    Ok(text.split(MARK).next().unwrap_or_default().to_string())
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("the model's chat template cannot be rendered: {0}")]
 pub struct TemplateError(String);

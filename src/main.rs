@@ -139,22 +139,39 @@ enum Command {
     },
     /// List the models in the manifest and verify each file's sha256.
     Models,
-    /// Time each face model on tract beside onnxruntime (one thread each, the
-    /// same ONNX file and input), and the whole pipeline per frame, at every
-    /// precision. Needs the reference Python from `bash .ci/setup`.
+    /// Measure emoedge beside the reference runtimes, in one run, as ratios:
+    /// each face model and the per-frame pipeline against onnxruntime (same
+    /// ONNX file and input, one thread each); the compact LLaMA against
+    /// llama.cpp on the same weights (prefill, decode, memory, at 1 and 2
+    /// threads); the memory roofline; and the time to the first explanation
+    /// token. Needs `bash .ci/setup` (onnxruntime), and `bash .ci/setup-llama`
+    /// for llama.cpp's column (left empty without it).
     Bench {
-        /// Timed runs per measurement (the median is reported).
+        /// Timed runs per face measurement (the median is reported).
         #[arg(long, default_value_t = 30)]
         repeat: usize,
         /// The picture to measure on [default: the bundled astronaut.png].
         #[arg(long)]
         image: Option<PathBuf>,
-        /// Also write bench.json into this directory.
+        /// Also write bench.json and bench.png (a bar chart of the ratios) into this directory.
         #[arg(long)]
         out: Option<PathBuf>,
-        /// One run per measurement and a short LLM run: checks the output, not the speed (CI's smoke test).
+        /// One run per face measurement, a short LLM run at one thread: checks the output, not the speed (CI's smoke test).
         #[arg(long)]
         quick: bool,
+    },
+    /// One LLM configuration, measured in this process (what `bench` spawns per row, so
+    /// that each peak RSS is its own). Prints one JSON line.
+    #[command(hide = true)]
+    BenchLlm {
+        #[arg(long)]
+        model: Option<PathBuf>,
+        #[arg(long, default_value = "int8")]
+        precision: Precision,
+        #[arg(long, default_value_t = 128)]
+        prompt: usize,
+        #[arg(long, default_value_t = 128)]
+        decode: usize,
     },
 }
 
@@ -224,6 +241,12 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Bench { repeat, image, out, quick } => {
             bench(&dir, config, if quick { 1 } else { repeat }, image, out.as_deref(), quick)
         }
+        Command::BenchLlm { model, precision, prompt, decode } => {
+            let llm = load_llm(model, precision)?;
+            let run = emoedge::bench::llm::measure(&llm, prompt, decode).map_err(|e| Failure(2, e))?;
+            println!("{}", serde_json::to_string(&run)?);
+            Ok(0)
+        }
     }
 }
 
@@ -246,10 +269,13 @@ fn explain_faces(
     analysis: &emoedge::analysis::Analysis,
 ) -> Result<(), Failure> {
     use emoedge::explain;
-    let mut session = llm.session()?;
+    // The shared start of every prompt is read once; each face forks from it.
+    let template = llm.tokenizer.chat_template.as_deref();
+    let shared = explain::shared_prefix(template).map_err(|e| Failure(4, e.into()))?;
+    let base = llm.primed(&llm.tokenizer.encode(&shared, true).map_err(|e| Failure(2, e.into()))?)?;
     for face in &analysis.faces {
-        let (prompt, prefix) =
-            explain::prompt(face, ask, llm.tokenizer.chat_template.as_deref()).map_err(|e| Failure(4, e.into()))?;
+        let mut session = base.clone();
+        let (prompt, prefix) = explain::prompt(face, ask, template).map_err(|e| Failure(4, e.into()))?;
         let ids = llm.tokenizer.encode(&prompt, true).map_err(|e| Failure(2, e.into()))?;
         let mut out = std::io::stdout();
         let _ = write!(out, "  face {} says: {prefix}", face.id);
@@ -380,8 +406,12 @@ fn bench(
     out: Option<&Path>,
     quick: bool,
 ) -> Result<u8, Failure> {
+    use emoedge::bench::{self, llm::LlmPlan, BenchRow, Target};
     let image = image.unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/astronaut.png"));
     let frame = source::read_image(&image).map_err(|e| Failure(3, e.into()))?;
+    let source = emoedge::llm::bundled_gguf().ok_or_else(|| {
+        Failure(4, anyhow::anyhow!("the bench needs the bundled LLM: run `bash .ci/setup` (or set EMOEDGE_LLM_GGUF)"))
+    })?;
     let mut pipelines = Vec::new();
     for precision in Precision::ALL {
         pipelines
@@ -389,42 +419,71 @@ fn bench(
     }
     let refs: Vec<(Precision, &Pipeline)> = pipelines.iter().map(|(p, q)| (*p, q)).collect();
     let bar = indicatif::ProgressBar::new(1).with_style(
-        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {elapsed}")
+        indicatif::ProgressStyle::with_template("{msg:32} [{bar:30}] {pos}/{len} {elapsed}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    bar.set_message("benchmarking");
+    bar.set_message("face models vs onnxruntime");
     let work = std::env::temp_dir().join(format!("emoedge-bench-{}", std::process::id()));
-    let rows = emoedge::bench::face_bench(&refs, &frame, dir, &work, repeat, |done, total| {
+    let mut rows = bench::face_bench(&refs, &frame, dir, &work, repeat, |done, total| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
     })
     .map_err(|e| Failure(2, anyhow::anyhow!("{e}")))?;
-    let mut rows = rows;
-    let (prompt_len, decode) = if quick { (16, 8) } else { (128, 128) };
-    for precision in Precision::ALL {
-        bar.set_message(format!("LLM {precision}"));
-        let llm = load_llm(None, precision)?;
-        rows.extend(emoedge::bench::llm_rows(&llm, prompt_len, decode).map_err(|e| Failure(2, e))?);
+    let _ = std::fs::remove_dir_all(&work);
+
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let plan = LlmPlan {
+        source: source.clone(),
+        precisions: Precision::ALL.to_vec(),
+        threads: if quick { vec![1] } else { (1..=cores.min(2)).collect() },
+        prompt: if quick { 16 } else { 128 },
+        decode: if quick { 8 } else { 128 },
+        probe_bytes: if quick { 64 << 20 } else { 1 << 30 },
+    };
+    let exe = std::env::current_exe().map_err(|e| Failure(2, e.into()))?;
+    bar.set_length(plan.precisions.len() as u64 * plan.threads.len() as u64 + 2);
+    bar.set_position(0);
+    let llm_rows = bench::llm::llm_bench(&exe, &plan, |what| {
+        bar.set_message(what.to_string());
+        bar.inc(1);
+    })
+    .map_err(|e| Failure(2, e))?;
+    rows.extend(llm_rows);
+
+    // The explanation latency, as the daemon will see it: int8 on one core.
+    bar.set_message("first explanation token");
+    emoedge::llm::linear::set_threads(1);
+    let llm = load_llm(Some(source), Precision::Int8)?;
+    let analysis = pipelines[0].1.analyze(&frame, "bench").map_err(|e| Failure(2, e.into()))?;
+    if let Some(face) = analysis.faces.first() {
+        let ms =
+            bench::llm::first_explanation_token_ms(&llm, face, if quick { 1 } else { 5 }).map_err(|e| Failure(2, e))?;
+        rows.push(
+            BenchRow::new("first explanation token after an Analysis, int8, 1 thread (ms)".into(), ms, None, "ms")
+                .with_target(Target::OursAtMost(150.0)),
+        );
     }
     bar.finish_and_clear();
-    let _ = std::fs::remove_dir_all(&work);
-    println!("{:<70} {:>10} {:>12} {:>9} {:>10}", "metric", "tract", "onnxruntime", "ratio", "max diff");
-    for r in &rows {
-        let reference = r.reference.map(|v| format!("{v:.3}")).unwrap_or_else(|| "-".into());
-        let ratio = r.ratio.map(|v| format!("{v:.2}×")).unwrap_or_else(|| "-".into());
-        let diff = r.max_diff.map(|v| format!("{v:.1e}")).unwrap_or_default();
-        println!("{:<70} {:>10.3} {:>12} {:>9} {:>10}", r.metric, r.ours, reference, ratio, diff);
-    }
-    println!("ratio = ours ÷ reference (for times, below 1: tract is faster); everything single-threaded");
+
+    print!("{}", bench::table(&rows));
+    println!("ratio = emoedge ÷ reference (onnxruntime for the face models, llama.cpp for the LLM)");
+    let met = rows.iter().filter(|r| r.met == Some(true)).count();
+    let targets = rows.iter().filter(|r| r.target.is_some()).count();
+    println!("targets met: {met} of {targets}");
     if let Some(out) = out {
         std::fs::create_dir_all(out)
             .with_context(|| format!("creating {}", out.display()))
             .map_err(|e| Failure(5, e))?;
-        let json = serde_json::json!({"machine": {"threads": 1, "image": image}, "rows": rows});
+        let json = serde_json::json!({"machine": bench::Machine::this(), "image": image, "rows": rows});
         let file = out.join("bench.json");
         std::fs::write(&file, format!("{json:#}"))
             .with_context(|| format!("writing {}", file.display()))
             .map_err(|e| Failure(5, e))?;
+        let title = format!("emoedge bench on {}", bench::Machine::this().cpu);
+        if let Some(chart) = bench::chart::draw(&rows, &title) {
+            let file = out.join("bench.png");
+            chart.save(&file).with_context(|| format!("writing {}", file.display())).map_err(|e| Failure(5, e))?;
+        }
     }
     Ok(0)
 }

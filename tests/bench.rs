@@ -19,18 +19,29 @@ fn quick_bench_writes_a_row_per_measurement() {
         serde_json::from_str(&std::fs::read_to_string(dir.join("bench.json")).unwrap()).unwrap();
     assert!(json["machine"].is_object());
     let rows = json["rows"].as_array().unwrap();
-    // 5 models × 3 precisions, 3 pipelines, 4 LLM rows × 3 precisions.
-    assert_eq!(rows.len(), 15 + 3 + 12, "rows: {rows:?}");
+    // 5 face models × 3 precisions and 3 pipelines; per LLM precision at one
+    // thread: prefill, decode, peak/anonymous/file RSS, load; the bandwidth,
+    // two roofline shares and the first explanation token.
+    assert_eq!(rows.len(), 15 + 3 + 3 * 6 + 1 + 2 + 1, "rows: {rows:?}");
+    assert!(json["machine"]["cores"].as_u64().unwrap() >= 1);
     for row in rows {
         for key in ["metric", "ours", "reference", "unit", "ratio", "target", "met"] {
             assert!(row.get(key).is_some(), "row without {key}: {row}");
         }
         let ours = row["ours"].as_f64().unwrap();
         assert!(ours.is_finite() && ours > 0.0, "{row}");
+        if !row["target"].is_null() {
+            assert!(row["target"].as_str().unwrap().contains(['≥', '≤']), "{row}");
+        }
         if let (Some(r), Some(ratio)) = (row["reference"].as_f64(), row["ratio"].as_f64()) {
             assert!((ratio - ours / r).abs() <= 1e-9 * ratio.abs().max(1.0), "ratio is not ours ÷ reference: {row}");
         }
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("blazeface fp32") && stdout.contains("LLM fp16 decode"), "{stdout}");
+    assert!(stdout.contains("blazeface fp32") && stdout.contains("LLM int8 decode"), "{stdout}");
+    assert!(stdout.contains("targets met:"), "{stdout}");
+    // The chart: a PNG with one bar per row that has a reference.
+    let chart = image::open(dir.join("bench.png")).expect("bench.png is a picture");
+    let compared = rows.iter().filter(|r| !r["ratio"].is_null()).count() as u32;
+    assert!(chart.height() >= 18 * compared, "{} rows compared, chart {}px tall", compared, chart.height());
 }

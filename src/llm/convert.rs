@@ -35,6 +35,9 @@ use crate::models::Precision;
 pub const PRECISION_KEY: &str = "emoedge.precision";
 pub const ROPE_LAYOUT_KEY: &str = "emoedge.rope_layout";
 pub const SOURCE_KEY: &str = "emoedge.source_sha256";
+/// Bumped whenever the export's bytes change for the same source, so that a
+/// cache from an older emoedge is converted again rather than refused.
+pub const EXPORT_VERSION: u32 = 2;
 
 /// An export the manifest knows: the bundled model's conversions.
 #[derive(Debug)]
@@ -122,8 +125,24 @@ pub fn convert(src: &Gguf, precision: Precision, out: &Path, mut progress: impl 
     let (format, kind, kind_id) = row_format(precision);
     let alignment = src.metadata.get("general.alignment").and_then(|v| v.as_u64()).unwrap_or(32).max(1) as usize;
 
+    // Every tensor the graph needs must be there before anything is written.
+    for name in super::graph::required_tensors(&c) {
+        src.tensor(&name)?;
+    }
+    // Write Q, K, V and then gate, up back to back within each block: the
+    // graph reads each group as one stream (see graph::Builder::linears).
+    let order = |name: &str| -> (usize, usize) {
+        let rank = ["attn_q.", "attn_k.", "attn_v.", "attn_output.", "ffn_gate.", "ffn_up.", "ffn_down."]
+            .iter()
+            .position(|k| name.contains(k))
+            .unwrap_or(7);
+        let block = name.strip_prefix("blk.").and_then(|r| r.split('.').next()).and_then(|b| b.parse().ok());
+        (block.map(|b: usize| b + 1).unwrap_or(0), rank)
+    };
+    let mut sources: Vec<&super::gguf::TensorInfo> = src.tensors.iter().collect();
+    sources.sort_by_key(|t| order(&t.name));
     let mut plan = Vec::with_capacity(src.tensors.len());
-    for t in &src.tensors {
+    for t in sources {
         let heads = if t.name.ends_with("attn_q.weight") {
             Some(c.n_heads)
         } else if t.name.ends_with("attn_k.weight") {
@@ -240,7 +259,7 @@ pub fn ensure_export(path: &Path, precision: Precision) -> Result<PathBuf> {
     let head = &src.bytes()[..src.bytes().len().min(1 << 20)];
     let key = sha256_hex(&[head, &(src.bytes().len() as u64).to_le_bytes()].concat());
     let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into());
-    let out = cache_dir().join(format!("{stem}.{}.{precision}.gguf", &key[..12]));
+    let out = cache_dir().join(format!("{stem}.{}.v{EXPORT_VERSION}.{precision}.gguf", &key[..12]));
     if !out.exists() {
         fs::create_dir_all(cache_dir())
             .with_context(|| format!("cannot create the cache {}", cache_dir().display()))?;
@@ -259,6 +278,15 @@ pub fn ensure_export(path: &Path, precision: Precision) -> Result<PathBuf> {
     let source_sha = export.metadata.get(SOURCE_KEY).and_then(|v| v.as_str()).unwrap_or_default();
     let known = LLM_EXPORTS.iter().find(|e| e.source_sha256 == source_sha && e.precision == precision);
     if let Some(known) = known {
+        // Hash once; then trust a stamp that names the sha256, the length and
+        // the modification time, so a rewritten file is hashed again.
+        let meta = fs::metadata(&out)?;
+        let mtime = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+        let stamp = format!("{} {} {}", known.sha256, meta.len(), mtime.map(|d| d.as_nanos()).unwrap_or(0));
+        let stamp_path = out.with_extension("gguf.verified");
+        if fs::read_to_string(&stamp_path).is_ok_and(|s| s == stamp) {
+            return Ok(out);
+        }
         let actual = sha256_hex(export.bytes());
         if actual != known.sha256 {
             bail!(
@@ -268,6 +296,7 @@ pub fn ensure_export(path: &Path, precision: Precision) -> Result<PathBuf> {
                 known.name
             );
         }
+        let _ = fs::write(stamp_path, stamp);
     }
     Ok(out)
 }

@@ -24,7 +24,7 @@ use tract_transformers::ops::{apply_rope::ApplyRope, dyn_kv_cache::DynKeyValueCa
 use super::{
     convert::ROPE_LAYOUT_KEY,
     gguf::{Gguf, TensorInfo},
-    linear::{MappedEmbedding, MappedLinear},
+    linear::{MappedEmbedding, MappedLinear, MappedMatrix},
 };
 
 /// A GGUF tensor's row-major shape (GGUF lists the fastest axis first).
@@ -115,6 +115,28 @@ impl Builder<'_> {
         self.wire(name, MappedLinear { weight }, &[x])
     }
 
+    /// Several linears of the same input as one: when their weights lie back
+    /// to back in the file (as `emoedge convert` writes Q, K, V and gate, up),
+    /// one longer stream of rows replaces several short ones, which the
+    /// prefetchers follow better; the result is then sliced. Otherwise, one
+    /// linear each.
+    fn linears(&mut self, name: &str, gguf_names: &[String], x: OutletId) -> Result<Vec<OutletId>> {
+        let parts = gguf_names.iter().map(|n| self.gguf.matrix(n)).collect::<Result<Vec<_>>>()?;
+        let Some(fused) = MappedMatrix::concat(&parts) else {
+            return gguf_names.iter().enumerate().map(|(i, g)| self.linear(&format!("{name}.{i}"), g, x)).collect();
+        };
+        let rank = self.model.outlet_fact(x)?.rank();
+        let y = self.wire(name, MappedLinear { weight: fused }, &[x])?;
+        let mut start = 0;
+        let mut outs = Vec::new();
+        for (i, p) in parts.iter().enumerate() {
+            let slice = Slice::new(rank - 1, start, start + p.rows);
+            outs.push(self.wire(format!("{name}.{i}"), slice, &[y])?);
+            start += p.rows;
+        }
+        Ok(outs)
+    }
+
     /// RMSNorm over the last axis, times the learned gain `g` (a small f32 vector, copied).
     fn rms_norm(&mut self, name: &str, x: OutletId, gguf_name: &str, eps: f32) -> Result<OutletId> {
         let rank = self.model.outlet_fact(x)?.rank();
@@ -143,6 +165,19 @@ fn rope_tables(c: &Config) -> Result<(Tensor, Tensor)> {
         }
     }
     Ok((Tensor::from_shape(&[c.max_ctx, d], &cos)?, Tensor::from_shape(&[c.max_ctx, d], &sin)?))
+}
+
+/// The tensors [`build`] reads, by name.
+pub fn required_tensors(c: &Config) -> Vec<String> {
+    let mut names = vec!["token_embd.weight".to_string(), "output_norm.weight".to_string()];
+    for l in 0..c.n_layers {
+        for t in
+            ["attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"]
+        {
+            names.push(format!("blk.{l}.{t}.weight"));
+        }
+    }
+    names
 }
 
 /// Builds the graph over an emoedge export (see [`super::convert`]).
@@ -194,9 +229,8 @@ pub fn build(gguf: &Gguf) -> Result<(Config, TypedModel)> {
 
         // ---- attention -------------------------------------------------------
         let h = b.rms_norm(&n("attn_norm"), x, &w("attn_norm"), c.rms_eps)?; // [S, d]
-        let q = b.linear(&n("q"), &w("attn_q"), h)?; // [S, nh*hd]
-        let k = b.linear(&n("k"), &w("attn_k"), h)?; // [S, nkv*hd]
-        let v = b.linear(&n("v"), &w("attn_v"), h)?; // [S, nkv*hd]
+        let qkv = b.linears(&n("qkv"), &[w("attn_q"), w("attn_k"), w("attn_v")], h)?;
+        let (q, k, v) = (qkv[0], qkv[1], qkv[2]); // [S, nh*hd], [S, nkv*hd], [S, nkv*hd]
         let q = split_heads(&mut b, &n("q"), q, nh)?; // [1, nh, S, hd]
         let k = split_heads(&mut b, &n("k"), k, nkv)?; // [1, nkv, S, hd]
         let v = split_heads(&mut b, &n("v"), v, nkv)?; // [1, nkv, S, hd]
@@ -226,8 +260,8 @@ pub fn build(gguf: &Gguf) -> Result<(Config, TypedModel)> {
 
         // ---- SwiGLU feed-forward ---------------------------------------------
         let h = b.rms_norm(&n("ffn_norm"), x, &w("ffn_norm"), c.rms_eps)?; // [S, d]
-        let gate = b.linear(&n("gate"), &w("ffn_gate"), h)?; // [S, ffn]
-        let up = b.linear(&n("up"), &w("ffn_up"), h)?; // [S, ffn]
+        let gate_up = b.linears(&n("gate_up"), &[w("ffn_gate"), w("ffn_up")], h)?;
+        let (gate, up) = (gate_up[0], gate_up[1]); // [S, ffn] each
         let gate = b.wire(n("silu"), silu(), &[gate])?;
         let act = b.bin(&n("swiglu"), math::mul(), gate, up)?; // [S, ffn]
         let down = b.linear(&n("down"), &w("ffn_down"), act)?; // [S, d]

@@ -75,16 +75,14 @@ pub fn isa() -> &'static str {
 pub fn quantize_q8_0(x: &[f32], out: &mut Vec<BlockQ8>) {
     #[cfg(target_arch = "x86_64")]
     if simd() {
-        // SAFETY: AVX2 is present. The same code, compiled so that rounding
-        // is one vroundps instead of a call to libm's rintf per value.
+        // SAFETY: AVX2, FMA and F16C are present (checked by `simd`).
         unsafe { avx2::quantize_q8_0(x, out) };
         return;
     }
-    quantize_q8_0_body(x, out)
+    quantize_q8_0_portable(x, out)
 }
 
-#[inline(always)]
-fn quantize_q8_0_body(x: &[f32], out: &mut Vec<BlockQ8>) {
+fn quantize_q8_0_portable(x: &[f32], out: &mut Vec<BlockQ8>) {
     out.clear();
     for chunk in x.chunks_exact(QK) {
         let amax = chunk.iter().fold(0f32, |m, v| m.max(v.abs()));
@@ -115,24 +113,50 @@ pub enum Activation<'a> {
     Q8(&'a [BlockQ8]),
 }
 
-/// `out[r * xs.len() + c] = w_r · x_c` for every row `w_r` of `w` (rows of
+/// Where a [`matmul_rows`] call writes: `y[c * stride + i]` for activation
+/// row `c` and weight row `i` of the call, that is a block of columns of the
+/// row-major `[s, n]` result (`stride` = n).
+#[derive(Clone, Copy)]
+pub struct Columns {
+    pub ptr: *mut f32,
+    pub stride: usize,
+}
+
+impl Columns {
+    /// The same view, starting `first` columns further.
+    ///
+    /// # Safety
+    /// `first` must stay within the allocation `ptr` points into.
+    pub unsafe fn skip(self, first: usize) -> Columns {
+        Columns { ptr: unsafe { self.ptr.add(first) }, stride: self.stride }
+    }
+}
+
+// SAFETY: a `Columns` is only written through by the one call it is handed
+// to, and the callers hand disjoint column blocks to concurrent calls.
+unsafe impl Send for Columns {}
+unsafe impl Sync for Columns {}
+
+/// `y[c][i] = w_i · x_c` for every row `w_i` of `w` (rows of
 /// `format.row_bytes(k)` bytes, back to back) and every activation row `x_c`.
-/// The layout of `out` is the transposed result, one weight row at a time,
-/// so that threads can own disjoint runs of weight rows.
-pub fn matmul_rows(format: RowFormat, w: &[u8], xs: &[Activation], out: &mut [f32]) {
-    let rows = out.len() / xs.len().max(1);
-    debug_assert!(w.len() == rows * format.row_bytes(activation_len(&xs[0])));
+///
+/// # Safety
+/// `y` must be valid for writes at `c * y.stride + i` for every `c < xs.len()`
+/// and every row `i` of `w`, and nothing else may access those elements
+/// during the call.
+pub unsafe fn matmul_rows(format: RowFormat, w: &[u8], xs: &[Activation], y: Columns) {
+    let rb = format.row_bytes(activation_len(&xs[0]));
     #[cfg(target_arch = "x86_64")]
     if simd() {
-        // SAFETY: the CPU has AVX2, FMA and F16C (checked above); the caller
-        // sized `w`, `xs` and `out` consistently (checked in `linear`).
-        unsafe { avx2::matmul_rows(format, w, xs, out) };
+        // SAFETY: the CPU has AVX2, FMA and F16C (checked above); `y` is the
+        // caller's promise.
+        unsafe { avx2::matmul_rows(format, w, xs, y) };
         return;
     }
-    let rb = w.len() / rows.max(1);
-    for (wr, o) in w.chunks_exact(rb.max(1)).zip(out.chunks_exact_mut(xs.len().max(1))) {
-        for (o, x) in o.iter_mut().zip(xs) {
-            *o = portable::dot(format, wr, x);
+    for (i, wr) in w.chunks_exact(rb.max(1)).enumerate() {
+        for (c, x) in xs.iter().enumerate() {
+            // SAFETY: in bounds by the caller's promise.
+            unsafe { *y.ptr.add(c * y.stride + i) = portable::dot(format, wr, x) };
         }
     }
 }
@@ -217,17 +241,41 @@ mod avx2 {
     /// The same distance in bytes for f32/f16 rows.
     const PREFETCH_BYTES: usize = 2048;
 
+    /// llama.cpp's AVX2 `quantize_row_q8_0`: |x| max per block, scale 127/max,
+    /// round half to even, pack to bytes.
     #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn quantize_q8_0(x: &[f32], out: &mut Vec<BlockQ8>) {
-        quantize_q8_0_body(x, out)
+        out.clear();
+        let sign = _mm256_set1_ps(-0.0);
+        for chunk in x.chunks_exact(QK) {
+            let p = chunk.as_ptr();
+            let v =
+                [_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8)), _mm256_loadu_ps(p.add(16)), _mm256_loadu_ps(p.add(24))];
+            let m = v.iter().fold(_mm256_setzero_ps(), |m, v| _mm256_max_ps(m, _mm256_andnot_ps(sign, *v)));
+            let m = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+            let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+            let amax = _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
+            let id = _mm256_set1_ps(if amax != 0.0 { 127.0 / amax } else { 0.0 });
+            let q = v.map(|v| {
+                _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v, id), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC))
+            });
+            // i32 → i16 → i8 packs interleave the 128-bit lanes; this permute undoes it.
+            let q16 = [_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3])];
+            let q8 = _mm256_packs_epi16(q16[0], q16[1]);
+            let q8 = _mm256_permutevar8x32_epi32(q8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+            let mut qs = [0i8; QK];
+            _mm256_storeu_si256(qs.as_mut_ptr() as *mut __m256i, q8);
+            let d = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtps_ph(_mm_set_ss(amax / 127.0), _MM_FROUND_TO_NEAREST_INT)));
+            out.push(BlockQ8 { d, qs });
+        }
     }
 
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub unsafe fn matmul_rows(format: RowFormat, w: &[u8], xs: &[Activation], out: &mut [f32]) {
+    pub unsafe fn matmul_rows(format: RowFormat, w: &[u8], xs: &[Activation], y: Columns) {
         let s = xs.len();
-        let rows = out.len() / s;
         let k = activation_len(&xs[0]);
         let rb = format.row_bytes(k);
+        let rows = w.len() / rb;
         let mut r = 0;
         while r < rows {
             let take = if rows - r >= R { R } else { 1 };
@@ -236,28 +284,45 @@ mod avx2 {
                 // Two activation rows per tile in prefill: each weight load
                 // then feeds two dot products (8 accumulators in registers).
                 let pair = s - c >= 2;
-                let wp = w.as_ptr().add(r * rb);
                 macro_rules! tile {
-                    ($r:literal, $c:literal) => {{
+                    ($dr:literal, $r:literal, $c:literal) => {{
+                        let wp = w.as_ptr().add((r + $dr) * rb);
                         let res: [[f32; $c]; $r] = match format {
                             RowFormat::Q8_0 => q8_tile::<$r, $c>(wp, rb, &xs[c..c + $c], k / QK),
                             _ => float_tile::<$r, $c>(format, wp, rb, &xs[c..c + $c], k),
                         };
-                        for (i, row) in res.iter().enumerate() {
-                            out[(r + i) * s + c..(r + i) * s + c + $c].copy_from_slice(row);
+                        for i in 0..$r {
+                            for j in 0..$c {
+                                *y.ptr.add((c + j) * y.stride + r + $dr + i) = res[i][j];
+                            }
                         }
                     }};
                 }
                 match (take, pair) {
-                    (R, true) => tile!(4, 2),
-                    (R, false) => tile!(4, 1),
-                    (_, true) => tile!(1, 2),
-                    (_, false) => tile!(1, 1),
+                    (R, true) => tile!(0, 4, 2),
+                    (R, false) => tile!(0, 4, 1),
+                    (_, true) => tile!(0, 1, 2),
+                    (_, false) => tile!(0, 1, 1),
                 }
                 c += if pair { 2 } else { 1 };
             }
             r += take;
         }
+    }
+
+    /// The horizontal sums of a tile of accumulators. A loop, not
+    /// `array::map`: a closure would not inherit the target features, and
+    /// `hsum` would become a call per element.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    unsafe fn hsums<const R: usize, const C: usize>(acc: &[[__m256; C]; R]) -> [[f32; C]; R] {
+        let mut out = [[0f32; C]; R];
+        for i in 0..R {
+            for j in 0..C {
+                out[i][j] = hsum(acc[i][j]);
+            }
+        }
+        out
     }
 
     fn q8_blocks<'a, const C: usize>(xs: &[Activation<'a>]) -> [&'a [BlockQ8]; C] {
@@ -302,7 +367,7 @@ mod avx2 {
                 }
             }
         }
-        acc.map(|row| row.map(|a| hsum(a)))
+        hsums(&acc)
     }
 
     /// Eight weights at `p`, as f32.
@@ -340,11 +405,9 @@ mod avx2 {
             }
             i += 8;
         }
-        let mut res = acc.map(|row| row.map(|a| hsum(a)));
         // k is a multiple of 32 (checked when the matrix is mapped): no tail.
         debug_assert_eq!(i, k);
-        let _ = &mut res;
-        res
+        hsums(&acc)
     }
 }
 
@@ -392,10 +455,12 @@ mod tests {
             // 5 weight rows (a 4-row tile and a single row) × 1..=4 activation rows.
             let w5: Vec<u8> = (0..5).flat_map(|_| wb.iter().copied()).collect();
             for n in 1..=4 {
-                let mut out5 = vec![0f32; 5 * n];
-                matmul_rows(format, &w5, &acts[..n], &mut out5);
-                let out = &out5[4 * n..];
-                assert!(out5.chunks(n).all(|r| r == out), "{format:?}: rows of equal weights differ");
+                // y is [n, 5]: activation row s, weight row i at s * 5 + i.
+                let mut y = vec![0f32; 5 * n];
+                // SAFETY: y holds n rows of 5, and nothing else touches it.
+                unsafe { matmul_rows(format, &w5, &acts[..n], Columns { ptr: y.as_mut_ptr(), stride: 5 }) };
+                assert!(y.chunks(5).all(|r| r.iter().all(|v| *v == r[4])), "{format:?}: equal weight rows differ");
+                let out: Vec<f32> = y.chunks(5).map(|r| r[4]).collect();
                 for s in 0..n {
                     let reference = portable::dot(format, &wb, &acts[s]);
                     let exact: f32 = w.iter().zip(&xs[s]).map(|(a, b)| a * b).sum();
@@ -409,6 +474,20 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn activation_quantisation_equals_the_portable_one() {
+        let x: Vec<f32> = row(576, 3).iter().enumerate().map(|(i, v)| v * (1 + i % 7) as f32).collect();
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        quantize_q8_0(&x, &mut a);
+        quantize_q8_0_portable(&x, &mut b);
+        for (p, q) in a.iter().zip(&b) {
+            assert_eq!(p.d, q.d);
+            assert_eq!(p.qs, q.qs);
+        }
+        quantize_q8_0(&[0.0; 32], &mut a);
+        assert_eq!((a[0].d, a[0].qs), (0.0, [0; 32]));
     }
 
     #[test]

@@ -20,7 +20,7 @@ use memmap2::Mmap;
 use rayon::prelude::*;
 use tract_nnef::internal::*;
 
-use super::kernels::{self, Activation, BlockQ8, RowFormat, QK};
+use super::kernels::{self, Activation, BlockQ8, Columns, RowFormat, QK};
 
 /// A row-major `[rows, cols]` weight matrix inside a memory-mapped file.
 #[derive(Clone)]
@@ -48,6 +48,21 @@ impl MappedMatrix {
         let end = rows.checked_mul(format.row_bytes(cols)).and_then(|n| n.checked_add(offset));
         anyhow::ensure!(end.is_some_and(|e| e <= map.len()), "a weight matrix runs past the end of the file");
         Ok(MappedMatrix { map, offset, rows, cols, format })
+    }
+
+    /// The matrices stacked by rows, when they lie back to back in the same
+    /// mapping with the same width and format.
+    pub fn concat(parts: &[MappedMatrix]) -> Option<MappedMatrix> {
+        let first = parts.first()?;
+        let mut end = first.offset;
+        for p in parts {
+            let same = Arc::ptr_eq(&p.map, &first.map) && p.cols == first.cols && p.format == first.format;
+            if !same || p.offset != end {
+                return None;
+            }
+            end += p.rows * p.row_bytes();
+        }
+        Some(MappedMatrix { rows: parts.iter().map(|p| p.rows).sum(), ..first.clone() })
     }
 
     pub fn row_bytes(&self) -> usize {
@@ -84,32 +99,27 @@ impl MappedMatrix {
         } else {
             x.chunks_exact(k).map(Activation::F32).collect()
         };
-        // Work in `yt` = yᵀ ([n, s]): each task owns a run of weight rows and
-        // reads them once for all of the s activation rows.
-        let mut yt = vec![0f32; n * s];
+        // Each task owns a run of weight rows, reads them once for all of the
+        // s activation rows, and writes that block of columns of y.
         let rb = self.row_bytes();
-        let block = |first: usize, chunk: &mut [f32]| {
-            let rows = chunk.len() / s;
+        let y = Columns { ptr: y.as_mut_ptr(), stride: n };
+        let block = |first: usize, rows: usize| {
             let w = &self.bytes()[first * rb..(first + rows) * rb];
-            kernels::matmul_rows(self.format, w, &acts, chunk);
+            // SAFETY: y is [s, n] and this call writes columns first..first+rows
+            // of it, which no other task touches.
+            unsafe { kernels::matmul_rows(self.format, w, &acts, y.skip(first)) };
         };
         // Inside `on_pool` the rows are shared among its workers; elsewhere
         // (tests, tools) the calling thread does them all.
         let threads = if rayon::current_thread_index().is_some() { rayon::current_num_threads() } else { 1 };
         if threads <= 1 || n < 64 {
-            block(0, &mut yt);
+            block(0, n);
         } else {
-            let rows_per_task = n.div_ceil(threads * 4).max(16);
-            yt.par_chunks_mut(rows_per_task * s).enumerate().for_each(|(t, c)| block(t * rows_per_task, c));
-        }
-        if s == 1 {
-            y.copy_from_slice(&yt);
-        } else {
-            for (j, col) in yt.chunks_exact(s).enumerate() {
-                for (i, v) in col.iter().enumerate() {
-                    y[i * n + j] = *v;
-                }
-            }
+            let per_task = n.div_ceil(threads * 4).max(16);
+            (0..n.div_ceil(per_task)).into_par_iter().for_each(|t| {
+                let first = t * per_task;
+                block(first, per_task.min(n - first));
+            });
         }
     }
 }

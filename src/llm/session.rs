@@ -54,11 +54,24 @@ impl Llm {
         Ok(Llm { plan, tokenizer, config, precision, export, load_seconds: t.elapsed().as_secs_f64() })
     }
 
+    /// A session whose cache already holds `prefix` (see [`Session`]).
+    pub fn primed(&self, prefix: &[u32]) -> Result<Session<'_>> {
+        let mut s = self.session()?;
+        if !prefix.is_empty() {
+            s.feed(prefix)?;
+        }
+        Ok(s)
+    }
+
     pub fn session(&self) -> Result<Session<'_>> {
         Ok(Session { llm: self, state: self.plan.spawn()?, tokens: Vec::new(), logits: Vec::new() })
     }
 }
 
+/// A conversation: the KV cache (inside tract's state) and the tokens it holds.
+/// Cloning one forks it, cache included: prime a session with a shared prompt
+/// prefix once, then clone it for each face.
+#[derive(Clone)]
 pub struct Session<'a> {
     llm: &'a Llm,
     state: TypedSimpleState,

@@ -1,6 +1,6 @@
-//! Side-by-side measurement: tract against onnxruntime on the same ONNX file
-//! and the same real input, for correctness (the parity tests) and for speed
-//! (`emoedge bench`). onnxruntime runs in a Python child process,
+//! The face stage side by side: tract against onnxruntime on the same ONNX
+//! file and the same real input, for correctness (the parity tests) and for
+//! speed. onnxruntime runs in a Python child process,
 //! `tests/reference/ort_run.py`, which `.ci/setup` installs.
 
 use std::{
@@ -11,6 +11,7 @@ use std::{
 
 use tract_onnx::prelude::*;
 
+use super::{BenchRow, Target};
 use crate::{
     analysis::Face,
     detect::Detector,
@@ -167,61 +168,6 @@ pub fn median_ms<T>(repeat: usize, mut f: impl FnMut() -> T) -> f64 {
     times[times.len() / 2]
 }
 
-/// One line of the benchmark table.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct BenchRow {
-    pub metric: String,
-    pub ours: f64,
-    pub reference: Option<f64>,
-    pub unit: &'static str,
-    /// ours ÷ reference: for times, below 1 means we are faster.
-    pub ratio: Option<f64>,
-    /// The largest output difference from the reference, where compared.
-    pub max_diff: Option<f32>,
-    /// The ratio this row should reach, where the project has set one.
-    pub target: Option<f64>,
-    pub met: Option<bool>,
-}
-
-impl BenchRow {
-    fn new(metric: String, ours: f64, reference: Option<f64>, unit: &'static str) -> BenchRow {
-        let ratio = reference.map(|r| ours / r);
-        BenchRow { metric, ours, reference, unit, ratio, max_diff: None, target: None, met: None }
-    }
-}
-
-/// The compact LLaMA on one thread: prefill and decode throughput, and the
-/// time to the first token, from a deterministic prompt of ordinary tokens.
-/// No reference yet: llama.cpp is driven by `quant/llm_reference.py` for now.
-pub fn llm_rows(llm: &crate::llm::session::Llm, prompt_len: usize, decode: usize) -> anyhow::Result<Vec<BenchRow>> {
-    let prompt: Vec<u32> = (0..prompt_len).map(|i| 1000 + (i as u32 * 7919) % 30000).collect();
-    let p = llm.precision;
-    let mut session = llm.session()?;
-    // Decode past stop tokens: time a fixed number of steps.
-    let t = Instant::now();
-    let mut ids = prompt.clone();
-    let first = crate::llm::sampler::argmax(session.logits_after(&ids)?);
-    let prefill = t.elapsed().as_secs_f64();
-    ids.push(first);
-    let t = Instant::now();
-    for _ in 0..decode {
-        let next = crate::llm::sampler::argmax(session.logits_after(&ids)?);
-        ids.push(next);
-    }
-    let decode_s = t.elapsed().as_secs_f64().max(1e-9);
-    Ok(vec![
-        BenchRow::new(
-            format!("LLM {p} prefill, {prompt_len}-token prompt (tok/s)"),
-            prompt_len as f64 / prefill,
-            None,
-            "tok/s",
-        ),
-        BenchRow::new(format!("LLM {p} decode, {decode} tokens (tok/s)"), decode as f64 / decode_s, None, "tok/s"),
-        BenchRow::new(format!("LLM {p} time to first token (ms)"), prefill * 1e3, None, "ms"),
-        BenchRow::new(format!("LLM {p} load (s)"), llm.load_seconds, None, "s"),
-    ])
-}
-
 /// Times every face model at every precision on tract and on onnxruntime
 /// (both single-threaded), then the whole pipeline per frame. `progress` is
 /// called after each step with (done, total).
@@ -260,12 +206,14 @@ pub fn face_bench(
     for (k, (precision, pipeline)) in pipelines.iter().enumerate() {
         let ms = median_ms(repeat, || pipeline.analyze(frame, "bench"));
         let reference = ort_frame_ms.get(precision).copied();
-        rows.push(BenchRow::new(
-            format!("pipeline per frame, 1 face, {precision} (ms; reference = sum of its models)"),
+        let row = BenchRow::new(
+            format!("face pipeline per frame, 1 face, {precision} (ms; reference = sum of its models)"),
             ms,
             reference,
             "ms",
-        ));
+        );
+        // Target: at least as fast as onnxruntime, i.e. no more of its time.
+        rows.push(row.with_target(Target::RatioAtMost(1.0)));
         progress(jobs.len() + 2 + k, total);
     }
     Ok(rows)
