@@ -11,6 +11,11 @@
 //! min_confidence = 0.5  # the mesh's face flag; below it the box is not a face
 //! [attributes]
 //! race = false          # off by default: see the README
+//! [track]               # video and camera streams
+//! detect_every = 10     # run the detector every N frames; tracked faces use their last landmarks
+//! max_missed = 15       # frames a face may go unseen before its track ends
+//! smoothing = 0.35      # weight of the newest frame in the smoothed emotions
+//! switch_margin = 0.1   # lead another emotion needs over the current label to replace it
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -27,6 +32,7 @@ pub struct Config {
     pub detect: DetectConfig,
     pub mesh: MeshConfig,
     pub attributes: AttributesConfig,
+    pub track: crate::track::TrackConfig,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -21,6 +21,7 @@ pub mod prior;
 pub mod roofline;
 pub mod sink;
 pub mod source;
+pub mod track;
 
 /// The git revision this binary was built from.
 pub const GIT_REV: &str = env!("EMOEDGE_GIT_REV");

@@ -7,6 +7,7 @@
 //!   memory roofline and the memory split;
 //! - `chart`: the PNG that `--out` writes beside `bench.json`.
 
+pub mod camera;
 pub mod chart;
 pub mod face;
 pub mod llm;
