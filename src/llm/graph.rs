@@ -3,25 +3,26 @@
 //!
 //! One graph serves prefill and decode:
 //!   input  `tokens` : i64 [S]          (S = new tokens this call)
+//!   input  `positions` : i64 [S]    (their absolute positions, P .. P+S)
 //!   output `logits` : f32 [1, vocab]   (the last position only)
-//! The KV cache lives inside the graph as tract-transformers `DynKeyValueCache`
-//! ops, one for K and one for V per layer. Their state holds [1, n_kv_heads, P,
-//! head_dim], P being the tokens already seen; each run appends S positions. At
-//! optimisation, `Sdpa(q, cache(k), cache(v))` becomes tract's in-place KV
-//! attention. A session's state is the cache: spawn a new state to forget.
+//! The KV cache lives inside the graph, in the state of one
+//! [`CachedAttention`] op per layer, which holds [n_kv_heads, P, head_dim]
+//! keys and values, P being the tokens already seen; each run appends S. A
+//! session's state is the cache: spawn a new state to forget, clone it to fork.
 
 use anyhow::{Context, Result};
 use tract_nnef::internal::*;
 use tract_onnx::tract_core::ops::{
-    array::{Gather, Range, Slice},
+    array::{Gather, Slice},
     binary::TypedBinOp,
     change_axes::wire_with_rank_broadcast,
     math,
     nn::{silu::silu, RmsNorm},
 };
-use tract_transformers::ops::{apply_rope::ApplyRope, dyn_kv_cache::DynKeyValueCache, sdpa::Sdpa};
+use tract_transformers::ops::apply_rope::ApplyRope;
 
 use super::{
+    attention::CachedAttention,
     convert::ROPE_LAYOUT_KEY,
     gguf::{Gguf, TensorInfo},
     linear::{MappedEmbedding, MappedLinear, MappedMatrix},
@@ -76,7 +77,7 @@ impl Config {
         anyhow::ensure!(
             config.n_kv_heads > 0
                 && config.n_heads.is_multiple_of(config.n_kv_heads)
-                && config.head_dim.is_multiple_of(2),
+                && config.head_dim.is_multiple_of(8),
             "{}: inconsistent attention shape {config:?}",
             g.path
         );
@@ -191,8 +192,7 @@ pub fn build(gguf: &Gguf) -> Result<(Config, TypedModel)> {
     let (hd, nh, nkv) = (c.head_dim, c.n_heads, c.n_kv_heads);
     let mut b = Builder { model: TypedModel::default(), gguf };
     let s = b.model.sym("S");
-    let p = b.model.sym("P");
-    let (s_dim, p_dim) = (TDim::from(s.clone()), TDim::from(p.clone()));
+    let s_dim = TDim::from(s.clone());
 
     // ---- inputs & embeddings -------------------------------------------------
     let tokens = b.model.add_source("tokens", i64::fact([s_dim.clone()]))?; // [S]
@@ -201,10 +201,7 @@ pub fn build(gguf: &Gguf) -> Result<(Config, TypedModel)> {
 
     // ---- RoPE cos/sin for absolute positions P..P+S --------------------------
     let (cos_t, sin_t) = rope_tables(&c)?;
-    let start = b.konst("pos.start", tensor0(p_dim.clone()))?;
-    let end = b.konst("pos.end", tensor0(p_dim.clone() + &s_dim))?;
-    let one = b.konst("pos.step", tensor0(TDim::Val(1)))?;
-    let pos = b.wire("pos", Range::new(s_dim.clone()), &[start, end, one])?; // i64 [S]
+    let pos = b.model.add_source("positions", i64::fact([s_dim.clone()]))?; // [S]
     let cos_t = b.konst("rope.cos_table", cos_t)?;
     let sin_t = b.konst("rope.sin_table", sin_t)?;
     let cos = b.wire("rope.cos", Gather::new(0), &[cos_t, pos])?; // [S, hd]
@@ -237,20 +234,9 @@ pub fn build(gguf: &Gguf) -> Result<(Config, TypedModel)> {
         let q = b.wire(n("q.rope"), ApplyRope, &[q, cos, sin])?;
         let k = b.wire(n("k.rope"), ApplyRope, &[k, cos, sin])?;
 
-        // KV cache: [1, nkv, P, hd] ++ [1, nkv, S, hd] -> [1, nkv, P+S, hd]
-        let cache = |name: String| DynKeyValueCache {
-            name,
-            axis: 2,
-            past_sequence_fact: f32::fact([1.into(), nkv.into(), p_dim.clone(), hd.into()]),
-            input_sequence_fact: f32::fact([1.into(), nkv.into(), s_dim.clone(), hd.into()]),
-        };
-        let k_all = b.wire(n("k_cache"), cache(n("k_cache")), &[k])?;
-        let v_all = b.wire(n("v_cache"), cache(n("v_cache")), &[v])?;
-
-        // causal GQA attention, scale 1/sqrt(hd): [1, nh, S, hd]
-        let sdpa =
-            Sdpa { scale: None, datum_type: f32::datum_type(), acc_datum_type: f32::datum_type(), is_causal: true };
-        let att = b.wire(n("sdpa"), sdpa, &[q, k_all, v_all])?;
+        // causal GQA attention over the cached and new keys, scale 1/sqrt(hd): [1, nh, S, hd]
+        let attention = CachedAttention { n_heads: nh, n_kv_heads: nkv, head_dim: hd };
+        let att = b.wire(n("attention"), attention, &[q, k, v])?;
         let att = b.wire(n("att.rm_batch"), AxisOp::Rm(0), &[att])?; // [nh, S, hd]
         let att = b.wire(n("att.seq_first"), AxisOp::Move(0, 1), &[att])?; // [S, nh, hd]
         let att =

@@ -2,6 +2,7 @@
 //! over memory-mapped weights with its KV cache, and the sampler that explain
 //! an Analysis in words.
 
+pub mod attention;
 pub mod convert;
 pub mod gguf;
 pub mod graph;

@@ -97,11 +97,23 @@ pub struct Generated {
 
 impl Session<'_> {
     fn feed(&mut self, ids: &[u32]) -> Result<()> {
+        let ctx = self.llm.config.max_ctx;
+        if self.tokens.len() + ids.len() > ctx {
+            bail!(
+                "{} tokens do not fit the model's context of {ctx}; shorten the prompt",
+                self.tokens.len() + ids.len()
+            );
+        }
         for chunk in ids.chunks(PREFILL_CHUNK) {
-            let input: Vec<i64> = chunk.iter().map(|t| *t as i64).collect();
-            let input = Tensor::from_shape(&[input.len()], &input)?.into_tvalue();
+            let tokens: Vec<i64> = chunk.iter().map(|t| *t as i64).collect();
+            let start = self.tokens.len() as i64;
+            let positions: Vec<i64> = (start..start + tokens.len() as i64).collect();
+            let inputs = tvec!(
+                Tensor::from_shape(&[tokens.len()], &tokens)?.into_tvalue(),
+                Tensor::from_shape(&[positions.len()], &positions)?.into_tvalue()
+            );
             let state = &mut self.state;
-            let out = super::linear::on_pool(move || state.run(tvec!(input)))?;
+            let out = super::linear::on_pool(move || state.run(inputs))?;
             self.logits = out[0].try_as_plain_ram()?.as_slice::<f32>()?.to_vec();
             self.tokens.extend_from_slice(chunk);
         }
