@@ -38,6 +38,20 @@ impl std::fmt::Debug for MappedMatrix {
     }
 }
 
+/// Two windows are the same op input when they are the same bytes of the same mapping.
+impl PartialEq for MappedMatrix {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.map, &other.map)
+            && (self.offset, self.rows, self.cols, self.format) == (other.offset, other.rows, other.cols, other.format)
+    }
+}
+impl Eq for MappedMatrix {}
+impl Hash for MappedMatrix {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        (Arc::as_ptr(&self.map) as usize, self.offset, self.rows, self.cols, self.format).hash(state)
+    }
+}
+
 impl MappedMatrix {
     /// Checks that the window lies inside the mapping and suits the kernels.
     pub fn new(map: Arc<Mmap>, offset: usize, rows: usize, cols: usize, format: RowFormat) -> anyhow::Result<Self> {
@@ -171,30 +185,10 @@ pub fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
 
 // ---- tract ops ----------------------------------------------------------------
 
-fn same_window(a: &MappedMatrix, b: &MappedMatrix) -> bool {
-    Arc::ptr_eq(&a.map, &b.map) && a.offset == b.offset && a.rows == b.rows && a.format == b.format
-}
-
-fn hash_window<H: Hasher>(m: &MappedMatrix, state: &mut H) {
-    (Arc::as_ptr(&m.map) as usize, m.offset, m.rows, m.cols, m.format).hash(state)
-}
-
 /// `y[.., n] = x[.., k] · W[n, k]ᵀ`, a bias-less `nn.Linear`, W in the mapping.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct MappedLinear {
     pub weight: MappedMatrix,
-}
-
-impl PartialEq for MappedLinear {
-    fn eq(&self, other: &Self) -> bool {
-        same_window(&self.weight, &other.weight)
-    }
-}
-impl Eq for MappedLinear {}
-impl Hash for MappedLinear {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        hash_window(&self.weight, state)
-    }
 }
 
 impl Op for MappedLinear {
@@ -246,21 +240,9 @@ impl TypedOp for MappedLinear {
 }
 
 /// `y[s, :] = table[tokens[s], :]` widened to f32, the table in the mapping.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct MappedEmbedding {
     pub table: MappedMatrix,
-}
-
-impl PartialEq for MappedEmbedding {
-    fn eq(&self, other: &Self) -> bool {
-        same_window(&self.table, &other.table)
-    }
-}
-impl Eq for MappedEmbedding {}
-impl Hash for MappedEmbedding {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        hash_window(&self.table, state)
-    }
 }
 
 impl Op for MappedEmbedding {
