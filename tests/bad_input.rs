@@ -195,3 +195,19 @@ fn models_subcommand_verifies_every_checksum() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(stdout.matches(" ok").count(), emoedge::models::MODELS.len(), "{stdout}");
 }
+
+/// A broken LLM file given to `convert`, `generate` or `analyze --explain`:
+/// exit code 4 and what is wrong, never a panic.
+#[test]
+fn a_broken_llm_file_gives_exit_code_4_with_a_message() {
+    let dir = common::scratch("bad_llm");
+    let gguf = emoedge::llm::bundled_gguf().expect("the bundled GGUF: run `bash .ci/setup`");
+    let bytes = std::fs::read(&gguf).unwrap();
+    let truncated = write(&dir, "truncated.gguf", &bytes[..bytes.len() / 2]);
+    let picture = common::data("astronaut.png");
+    let (t, p) = (truncated.to_str().unwrap(), picture.to_str().unwrap());
+    check(&run(&["convert", t, "--precision", "int8", "-o", "/dev/null"], None), 4, "truncated");
+    check(&run(&["convert", p], None), 4, "is not a GGUF file");
+    check(&run(&["generate", "--model", t, "--prompt", "hi"], None), 4, "truncated");
+    check(&run(&["analyze", p, "--explain", "--llm", p], None), 4, "is not a GGUF file");
+}

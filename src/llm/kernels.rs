@@ -300,13 +300,24 @@ mod avx2 {
                         }
                     }};
                 }
-                match (take, pair) {
-                    (R, true) => tile!(0, 4, 2),
-                    (R, false) => tile!(0, 4, 1),
-                    (_, true) => tile!(0, 1, 2),
-                    (_, false) => tile!(0, 1, 1),
+                let quad = s - c >= 4;
+                match (take, quad, pair) {
+                    (R, true, _) => {
+                        tile!(0, 2, 4);
+                        tile!(2, 2, 4);
+                    }
+                    (R, false, true) => tile!(0, 4, 2),
+                    (R, false, false) => tile!(0, 4, 1),
+                    (_, _, true) => tile!(0, 1, 2),
+                    (_, _, false) => tile!(0, 1, 1),
                 }
-                c += if pair { 2 } else { 1 };
+                c += if quad && take == R {
+                    4
+                } else if pair {
+                    2
+                } else {
+                    1
+                };
             }
             r += take;
         }
