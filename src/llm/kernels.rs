@@ -240,7 +240,8 @@ mod avx2 {
     /// blocks ahead 24.8, 32 ahead 28.9, 64 ahead 32 (128: 31); adding the L2
     /// prefetch 4× further took it to 42–44 (8×: 42.5, 16×: 42.5).
     const PREFETCH: usize = 64 * Q8_0_BYTES;
-    /// The same distance in bytes for f32/f16 rows.
+    /// The L1 distance in bytes for f32/f16 rows; their L2 prefetch goes 8×
+    /// as far (fp16 decode: 4× 30.2 tok/s, 8× 30.8; 4096 bytes × 4: 30.2).
     const PREFETCH_BYTES: usize = 2048;
 
     /// llama.cpp's AVX2 `quantize_row_q8_0`: |x| max per block, scale 127/max,
@@ -411,7 +412,7 @@ mod avx2 {
                 let p = w.add(r * rb + i * width);
                 if (i * width) % 64 == 0 {
                     _mm_prefetch::<_MM_HINT_T0>(p.add(PREFETCH_BYTES) as *const i8);
-                    _mm_prefetch::<_MM_HINT_T1>(p.add(4 * PREFETCH_BYTES) as *const i8);
+                    _mm_prefetch::<_MM_HINT_T1>(p.add(8 * PREFETCH_BYTES) as *const i8);
                 }
                 let wv = load8(format, p);
                 for (a, x) in acc.iter_mut().zip(&x) {
