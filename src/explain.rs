@@ -96,6 +96,13 @@ pub fn shared_prefix(template: Option<&str>) -> Result<String, TemplateError> {
     Ok(text.split(MARK).next().unwrap_or_default().to_string())
 }
 
+/// A session of `llm` whose cache holds [`shared_prefix`]: the start of
+/// every explanation, read once. Clone it for each face.
+pub fn primed_session(llm: &crate::llm::session::Llm) -> anyhow::Result<crate::llm::session::Session<'_>> {
+    let shared = shared_prefix(llm.tokenizer.chat_template.as_deref())?;
+    llm.primed(&llm.tokenizer.encode(&shared, true)?)
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("the model's chat template cannot be rendered: {0}")]
 pub struct TemplateError(String);

@@ -269,10 +269,8 @@ fn explain_faces(
     analysis: &emoedge::analysis::Analysis,
 ) -> Result<(), Failure> {
     use emoedge::explain;
-    // The shared start of every prompt is read once; each face forks from it.
     let template = llm.tokenizer.chat_template.as_deref();
-    let shared = explain::shared_prefix(template).map_err(|e| Failure(4, e.into()))?;
-    let base = llm.primed(&llm.tokenizer.encode(&shared, true).map_err(|e| Failure(2, e.into()))?)?;
+    let base = explain::primed_session(llm).map_err(|e| Failure(4, e))?;
     for face in &analysis.faces {
         let mut session = base.clone();
         let (prompt, prefix) = explain::prompt(face, ask, template).map_err(|e| Failure(4, e.into()))?;
@@ -366,7 +364,7 @@ fn convert(source: &Path, precision: Precision, out: Option<PathBuf>, manifest: 
         }
     };
     let export = Gguf::open(&out).map_err(|e| Failure(4, e.into()))?;
-    let sha = convert::sha256_hex(export.bytes());
+    let sha = models::sha256_hex(export.bytes());
     if manifest {
         let src_sha = export.metadata.get(convert::SOURCE_KEY).and_then(|v| v.as_str()).unwrap_or_default();
         let name = export.metadata.get("general.name").and_then(|v| v.as_str()).unwrap_or("model");

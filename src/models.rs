@@ -132,8 +132,7 @@ impl ModelFile {
         // while it is mapped could fault a later read; we copy nothing out, so
         // that hazard stays with the caller (see the reliability issue).
         let map = unsafe { Mmap::map(&file) }.map_err(open_err)?;
-        let digest = Sha256::digest(&map[..]);
-        let actual = hex(&digest);
+        let actual = sha256_hex(&map);
         if actual != entry.sha256 {
             return Err(ModelError::Checksum { path, expected: entry.sha256, actual, regenerate: entry.regenerate });
         }
@@ -152,8 +151,9 @@ impl ModelFile {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// The sha256 of `bytes`, as the manifest writes it: lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Where a model runs. The CPU is always there; a CUDA backend plugs in behind

@@ -159,8 +159,7 @@ pub fn run_llama(python: &Path, gguf: &Path, threads: usize, prompt: usize, deco
 pub fn first_explanation_token_ms(llm: &Llm, face: &crate::analysis::Face, repeat: usize) -> Result<f64> {
     use crate::explain;
     let template = llm.tokenizer.chat_template.as_deref();
-    let prefix = llm.tokenizer.encode(&explain::shared_prefix(template)?, true)?;
-    let base = llm.primed(&prefix)?;
+    let base = explain::primed_session(llm)?;
     let mut times = Vec::new();
     for _ in 0..repeat.max(1) + 1 {
         let t = Instant::now();

@@ -23,14 +23,13 @@ use std::{
 
 use anyhow::{bail, Context, Result};
 use half::f16;
-use sha2::{Digest, Sha256};
 
 use super::{
     gguf::{GgmlType, Gguf},
     graph::Config,
     kernels::{self, RowFormat},
 };
-use crate::models::Precision;
+use crate::models::{sha256_hex, Precision};
 
 pub const PRECISION_KEY: &str = "emoedge.precision";
 pub const ROPE_LAYOUT_KEY: &str = "emoedge.rope_layout";
@@ -69,10 +68,6 @@ fn row_format(p: Precision) -> (RowFormat, GgmlType, u32) {
         Precision::Fp16 => (RowFormat::F16, GgmlType::F16, 1),
         Precision::Int8 => (RowFormat::Q8_0, GgmlType::Q8_0, 8),
     }
-}
-
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// GGUF (llama.cpp) stores Q and K rows permuted so that rotary pairs are
