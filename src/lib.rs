@@ -13,6 +13,7 @@ pub mod crop;
 pub mod detect;
 pub mod explain;
 pub mod heads;
+pub mod hri;
 pub mod landmarks;
 pub mod llm;
 pub mod models;

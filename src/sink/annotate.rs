@@ -12,7 +12,7 @@ use embedded_graphics::{
 };
 use image::RgbImage;
 
-use crate::{analysis::Analysis, prior::ActionUnit, source::Frame};
+use crate::{analysis::Analysis, heads::Emotion, prior::ActionUnit, source::Frame};
 
 /// The annotated picture's longest side. Larger pictures are scaled down so
 /// the text stays legible.
@@ -54,27 +54,30 @@ pub fn draw(frame: &Frame, analysis: &Analysis) -> RgbImage {
     };
     let mut canvas = Canvas(&mut img);
     for face in &analysis.faces {
-        draw_face(&mut canvas, face, k);
+        draw_face(&mut canvas, face, face.emotions.top(), k, Point::zero());
     }
     img
 }
 
-fn draw_face(canvas: &mut Canvas, face: &crate::analysis::Face, k: f32) {
+/// Draws one face's box, mesh, `label` (an emotion and its probability) and
+/// AU bars, its coordinates scaled by `k` and shifted by `at`.
+pub fn draw_face(canvas: &mut Canvas, face: &crate::analysis::Face, label: (Emotion, f32), k: f32, at: Point) {
     let green = Rgb888::new(40, 220, 90);
     let b = &face.bbox;
-    let (x0, y0, x1, y1) = ((b.x0 * k) as i32, (b.y0 * k) as i32, (b.x1 * k) as i32, (b.y1 * k) as i32);
+    let (x0, y0, x1, y1) =
+        ((b.x0 * k) as i32 + at.x, (b.y0 * k) as i32 + at.y, (b.x1 * k) as i32 + at.x, (b.y1 * k) as i32 + at.y);
     let stroke = (((x1 - x0) / 100).max(1)) as u32;
     let _ = Rectangle::with_corners(Point::new(x0, y0), Point::new(x1, y1))
         .into_styled(PrimitiveStyle::with_stroke(green, stroke))
         .draw(canvas);
     for p in &face.landmarks.points {
-        let _ = Pixel(Point::new((p[0] * k) as i32, (p[1] * k) as i32), Rgb888::new(255, 255, 80)).draw(canvas);
+        let _ = Pixel(Point::new((p[0] * k) as i32, (p[1] * k) as i32) + at, Rgb888::new(255, 255, 80)).draw(canvas);
     }
 
     // The label above the box, on a dark band so it reads on any background.
-    let (top, prob) = face.emotions.top();
-    let at = &face.attributes;
-    let label = format!("#{} {} {:.0}%  {:.0}y {}", face.id, top, prob * 100.0, at.age, at.gender.as_str());
+    let (top, prob) = label;
+    let a = &face.attributes;
+    let label = format!("#{} {} {:.0}%  {:.0}y {}", face.id, top, prob * 100.0, a.age, a.gender.as_str());
     let font = MonoTextStyle::new(&FONT_9X15_BOLD, Rgb888::WHITE);
     let ly = (y0 - 17).max(0);
     let _ = Rectangle::new(Point::new(x0, ly), Size::new(label.len() as u32 * 9 + 4, 17))

@@ -1,5 +1,7 @@
 //! Where an [`Analysis`](crate::analysis::Analysis) goes: a terminal table, an
-//! annotated picture. JSON comes straight from `Analysis::to_json`.
+//! annotated picture, the kiosk screen. JSON comes straight from
+//! `Analysis::to_json`, HRI events from [`crate::hri`].
 
 pub mod annotate;
+pub mod kiosk;
 pub mod terminal;

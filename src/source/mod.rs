@@ -87,3 +87,5 @@ pub fn decode_image(bytes: &[u8], name: &str) -> Result<Frame, SourceError> {
     image.apply_orientation(orientation);
     Ok(Frame::from_rgb(image.into_rgb8()))
 }
+
+pub mod camera;
