@@ -25,10 +25,17 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct Bus {
     inner: Mutex<Inner>,
     stdout: StdoutMode,
-    stdout_ok: AtomicBool,
+    /// Lines for stdout, written by their own thread: a stdout nobody reads
+    /// (a full pipe) must not stall perception.
+    stdout_queue: Arc<Client>,
+    /// Lines stdout lost because its reader fell a whole queue behind.
+    pub stdout_dropped: AtomicU64,
     client_queue: usize,
     pub published: AtomicU64,
 }
+
+/// Lines stdout may fall behind by.
+const STDOUT_QUEUE: usize = 4096;
 
 struct Inner {
     seq: u64,
@@ -39,10 +46,19 @@ struct Inner {
 
 impl Bus {
     pub fn new(stdout: StdoutMode, client_queue: usize) -> Bus {
+        let stdout_queue = Arc::new(Client::new(0, STDOUT_QUEUE));
+        if stdout != StdoutMode::Off {
+            let q = stdout_queue.clone();
+            let spawned = std::thread::Builder::new().name("stdout".into()).spawn(move || write_stdout(&q));
+            if let Err(e) = spawned {
+                log::warn!("no stdout writer ({e}); events go to the socket only");
+            }
+        }
         Bus {
             inner: Mutex::new(Inner { seq: 0, clients: Vec::new(), last_faces: (None, String::new()) }),
             stdout,
-            stdout_ok: AtomicBool::new(true),
+            stdout_queue,
+            stdout_dropped: AtomicU64::new(0),
             client_queue,
             published: AtomicU64::new(0),
         }
@@ -77,14 +93,16 @@ impl Bus {
     }
 
     fn print(&self, line: &str) {
-        if !self.stdout_ok.load(Ordering::Relaxed) {
-            return;
+        if !self.stdout_queue.send(line.into()) && self.stdout_dropped.fetch_add(1, Ordering::Relaxed) == 0 {
+            log::warn!("stdout is {STDOUT_QUEUE} lines behind: dropping lines there (the socket still gets every event)");
         }
-        let mut out = std::io::stdout().lock();
-        if writeln!(out, "{line}").and_then(|_| out.flush()).is_err() {
-            // Nobody reads stdout any more: the socket still gets everything.
-            log::warn!("stdout is closed; events go to the socket only");
-            self.stdout_ok.store(false, Ordering::Relaxed);
+    }
+
+    /// Waits up to `limit` for stdout to take what is queued (at shutdown).
+    pub fn flush_stdout(&self, limit: Duration) {
+        let t = Instant::now();
+        while !lock(&self.stdout_queue.queue).is_empty() && t.elapsed() < limit && !self.stdout_queue.is_closed() {
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 
@@ -105,6 +123,17 @@ impl Bus {
     pub fn close_all(&self) {
         for c in lock(&self.inner).clients.drain(..) {
             c.close();
+        }
+    }
+}
+
+fn write_stdout(q: &Client) {
+    while let Some(next) = q.next(Duration::from_millis(500)) {
+        let Some(line) = next else { continue };
+        let mut out = std::io::stdout().lock();
+        if writeln!(out, "{line}").and_then(|_| out.flush()).is_err() {
+            log::warn!("stdout is closed; events go to the socket only");
+            q.close();
         }
     }
 }

@@ -379,6 +379,11 @@ fn run(config: DaemonConfig, duration: Option<f64>) -> Result<(), (u8, anyhow::E
     }
     queue.close();
     let _ = perception.join();
+    bus.flush_stdout(Duration::from_secs(2));
+    let stdout_dropped = bus.stdout_dropped.load(Ordering::Relaxed);
+    if stdout_dropped > 0 {
+        log::warn!("stdout lost {stdout_dropped} lines to a reader that fell behind");
+    }
     eprintln!(
         "firmware-host: frames={} captured={} dropped={} events={} fps={:.2} latency_ms_p50={:.1} latency_ms_p95={:.1} \
          frames_with_face={} camera_lost={} camera_recovered={} explanations={}",

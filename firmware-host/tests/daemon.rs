@@ -1,0 +1,245 @@
+//! The daemon as a user runs it: a recorded camera stream in, events out on
+//! stdout and the socket, questions answered, misbehaving clients cut off
+//! without costing the others an event, a kiosk snapshot, a clean SIGTERM.
+
+use std::{
+    io::{BufRead, BufReader, Read, Write},
+    os::unix::{fs::PermissionsExt, net::UnixStream},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_emoedge-firmware-host");
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("emoedge-daemon-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn record(dir: &Path, images: &[&str], repeat: usize) -> PathBuf {
+    let out = dir.join("stream.yuyv");
+    let mut cmd = Command::new(BIN);
+    cmd.arg("record").arg("-o").arg(&out).arg("--repeat").arg(repeat.to_string());
+    for i in images {
+        cmd.arg(root().join("tests/data").join(i));
+    }
+    assert!(cmd.status().unwrap().success());
+    out
+}
+
+fn start(dir: &Path, config: &str, extra: &[&str]) -> Child {
+    let cfg = dir.join("daemon.toml");
+    std::fs::write(&cfg, config).unwrap();
+    Command::new(BIN)
+        .arg("--config")
+        .arg(&cfg)
+        .args(extra)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn connect(path: &Path) -> UnixStream {
+    let t = Instant::now();
+    loop {
+        match UnixStream::connect(path) {
+            Ok(s) => return s,
+            Err(_) if t.elapsed() < Duration::from_secs(60) => std::thread::sleep(Duration::from_millis(100)),
+            Err(e) => panic!("cannot connect to {}: {e}", path.display()),
+        }
+    }
+}
+
+/// Reads lines until `until` says stop or `limit` passes.
+fn read_until(r: &mut BufReader<UnixStream>, limit: Duration, mut until: impl FnMut(&Value) -> bool) -> Vec<Value> {
+    r.get_ref().set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let (t, mut out, mut line) = (Instant::now(), Vec::new(), String::new());
+    while t.elapsed() < limit {
+        line.clear();
+        match r.read_line(&mut line) {
+            Ok(0) => break,
+            Ok(_) => {
+                let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+                let done = until(&v);
+                out.push(v);
+                if done {
+                    break;
+                }
+            }
+            Err(_) => continue,
+        }
+    }
+    out
+}
+
+/// The child's stdout and stderr, read on their own threads as they come.
+struct Output(std::thread::JoinHandle<String>, std::thread::JoinHandle<String>);
+
+fn drain(child: &mut Child) -> Output {
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    Output(
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = out.read_to_string(&mut s);
+            s
+        }),
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = err.read_to_string(&mut s);
+            s
+        }),
+    )
+}
+
+fn stop(mut child: Child, output: Output) -> (i32, String, String) {
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    (status.code().unwrap_or(-1), output.0.join().unwrap(), output.1.join().unwrap())
+}
+
+#[test]
+fn events_questions_and_hostile_clients() {
+    let dir = scratch("main");
+    let stream = record(&dir, &["astronaut.png"], 1);
+    let sock = dir.join("events.sock");
+    let png = dir.join("kiosk.png");
+    let config = format!(
+        "[camera]\nrecording = {stream:?}\n[events]\nsocket = {sock:?}\nclient_queue = 64\n\
+         [display]\ntarget = \"png\"\npng = {png:?}\npng_interval = 0.5\n[llm]\nmax_tokens = 24\n"
+    );
+    let mut child = start(&dir, &config, &[]);
+    let output = drain(&mut child);
+
+    let mut good = BufReader::new(connect(&sock));
+    let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o660, "socket mode {mode:o}");
+    // A client that never reads, and one that sends garbage then a 10 MB line.
+    let slow = connect(&sock);
+    let mut hostile = connect(&sock);
+    hostile.write_all(b"\x00\xff garbage\n{\"ask\": 3}\n").unwrap();
+    let mut hostile_r = BufReader::new(hostile.try_clone().unwrap());
+    let replies = read_until(&mut hostile_r, Duration::from_secs(20), |v| v["type"] == "error" && v["message"].as_str().unwrap().contains("ask"));
+    let errors: Vec<&Value> = replies.iter().filter(|v| v["type"] == "error").collect();
+    assert!(errors.len() >= 2, "garbage got no error replies: {errors:?}");
+    assert!(errors.iter().all(|e| e.get("seq").is_none()), "a reply carries a seq: {errors:?}");
+    let big = vec![b'x'; 10 << 20];
+    let _ = hostile.write_all(&big); // the daemon hangs up part-way
+    let after = read_until(&mut hostile_r, Duration::from_secs(10), |_| false);
+    assert!(after.iter().any(|v| v["type"] == "error" && v["message"].as_str().unwrap().contains("too long")), "{after:?}");
+
+    // The good client sees a face, asks about it, and gets the answer.
+    let seen = read_until(&mut good, Duration::from_secs(60), |v| v["type"] == "faces" && v["ids"].as_array().is_some_and(|a| !a.is_empty()));
+    let face = seen.last().unwrap();
+    assert_eq!(face["faces"][0]["expression"]["expression"], "happy", "{face}");
+    let id = face["ids"][0].as_str().unwrap().to_string();
+    writeln!(good.get_mut(), "{{\"ask\": \"Is she smiling?\", \"face\": {id}, \"id\": \"q1\"}}").unwrap();
+    writeln!(good.get_mut(), "{{\"ask\": \"Who?\", \"face\": 999}}").unwrap();
+    let rest = read_until(&mut good, Duration::from_secs(120), |v| v["type"] == "explanation" && v["request"] == "q1");
+    let answer = rest.last().unwrap();
+    assert_eq!(answer["trigger"], "ask", "no answer: {answer}");
+    assert!(!answer["text"].as_str().unwrap().trim().is_empty());
+    assert!(rest.iter().any(|v| v["type"] == "error" && v["message"].as_str().unwrap().contains("no face 999")));
+    // Long enough for the slow client's socket buffer and queue to fill.
+    let more = read_until(&mut good, Duration::from_secs(12), |_| false);
+    drop(slow);
+
+    let (code, stdout, stderr) = stop(child, output);
+    assert_eq!(code, 0, "exit {code}: {stderr}");
+    assert!(stderr.contains("disconnecting it"), "the slow client was never cut off:\n{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let summary = stderr.lines().find(|l| l.starts_with("firmware-host: frames=")).expect("no summary line");
+    println!("{summary}");
+
+    // No event lost: the good client's sequence numbers have no gap.
+    let seqs: Vec<u64> = seen.iter().chain(&rest).chain(&more).filter_map(|v| v["seq"].as_u64()).collect();
+    let lost: u64 = seqs.windows(2).map(|w| w[1] - w[0] - 1).sum();
+    println!("good client: {} events, {lost} lost", seqs.len());
+    assert_eq!(lost, 0);
+    assert!(seqs.len() > 100);
+
+    // stdout carries the same stream, and every line fits the schema.
+    let events = dir.join("stdout.jsonl");
+    std::fs::write(&events, &stdout).unwrap();
+    assert!(stdout.lines().count() >= seqs.len());
+    let py = root().join(".venv-ref/bin/python");
+    let v = Command::new(&py)
+        .arg(root().join("tests/reference/validate_events.py"))
+        .arg(root().join("firmware-host/hri-events.schema.json"))
+        .arg(&events)
+        .output()
+        .unwrap_or_else(|e| panic!("{} ({e}): run `bash .ci/setup`", py.display()));
+    let said = String::from_utf8_lossy(&v.stdout);
+    assert!(v.status.success(), "schema: {said}");
+    println!("schema: {said}");
+    // The replies validate too.
+    std::fs::write(&events, replies.iter().map(|v| format!("{v}\n")).collect::<String>()).unwrap();
+    let v = Command::new(&py).arg(root().join("tests/reference/validate_events.py"))
+        .arg(root().join("firmware-host/hri-events.schema.json")).arg(&events).output().unwrap();
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
+
+    let kiosk = image::open(&png).expect("no kiosk snapshot");
+    assert_eq!((kiosk.width(), kiosk.height()), (800, 480));
+    assert!(!sock.exists(), "the socket file outlived the daemon");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_broken_camera_is_reported_and_the_daemon_keeps_running() {
+    let dir = scratch("camera");
+    let bad = dir.join("bad.yuyv");
+    std::fs::write(&bad, b"not a whole frame").unwrap();
+    let config = format!("[camera]\nrecording = {bad:?}\nmax_backoff = 0.5\n[events]\nsocket = \"{}\"\n", dir.join("s").display());
+    let child = start(&dir, &config, &["--no-llm", "--display", "off", "--duration", "3"]);
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let lost: Vec<&str> = stdout.lines().filter(|l| l.contains("\"camera\"") && l.contains("\"lost\"")).collect();
+    assert_eq!(lost.len(), 1, "the outage is reported once, not per retry:\n{stdout}");
+    assert!(lost[0].contains("not a whole number"), "{}", lost[0]);
+    assert!(stderr.contains("still unavailable"), "no retries: {stderr}");
+    // A camera device that does not exist: the same, with the device's name.
+    let config = format!("[camera]\ndevice = \"{}\"\n[events]\nsocket = \"{}\"\n", dir.join("video9").display(), dir.join("s").display());
+    let out = start(&dir, &config, &["--no-llm", "--display", "off", "--duration", "1.5"]).wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("cannot open"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_setups_exit_with_their_codes() {
+    let dir = scratch("setup");
+    let run = |config: &str, extra: &[&str]| {
+        let out = start(&dir, config, extra).wait_with_output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).to_string())
+    };
+    let (code, err) = run("[camera]\nwidht = 640\n", &["--no-llm"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("daemon.toml") && err.contains("widht"), "{err}");
+    let (code, err) = run("", &["--no-llm", "--no-socket", "--models", "/nonexistent/models"]);
+    assert_eq!(code, Some(4), "{err}");
+    assert!(err.contains("/nonexistent/models"), "{err}");
+    // A path that is not a socket is never replaced.
+    let file = dir.join("not-a-socket");
+    std::fs::write(&file, "keep me").unwrap();
+    let (code, err) = run(&format!("[events]\nsocket = {file:?}\n"), &["--no-llm"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep me");
+    let help = Command::new(BIN).arg("--help").output().unwrap();
+    assert!(String::from_utf8_lossy(&help.stdout).contains("Exit codes"));
+    let printed = Command::new(BIN).arg("--print-config").output().unwrap();
+    assert!(String::from_utf8_lossy(&printed.stdout).contains("[camera]"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
