@@ -487,8 +487,14 @@ fn bench(
     let daemon = exe.with_file_name("emoedge-firmware-host");
     if daemon.exists() {
         bar.set_message("the daemon's camera loop");
-        let run = bench::camera::daemon_loop(&daemon, &stream, if quick { 4.0 } else { 20.0 }).map_err(|e| Failure(2, e))?;
-        log::info!("daemon: {:.1} frames/s, latency p50 {:.1} ms, {} answers meanwhile", run.frames_per_second, run.latency_ms_p50, run.explanations);
+        let run =
+            bench::camera::daemon_loop(&daemon, &stream, if quick { 4.0 } else { 20.0 }).map_err(|e| Failure(2, e))?;
+        log::info!(
+            "daemon: {:.1} frames/s, latency p50 {:.1} ms, {} answers meanwhile",
+            run.frames_per_second,
+            run.latency_ms_p50,
+            run.explanations
+        );
         rows.push(
             BenchRow::new(
                 "camera loop through the daemon (emoedge-firmware-host), recorded 640x480 YUYV offered at 240 fps, LLM answering a client (frames/s)".into(),

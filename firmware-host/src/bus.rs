@@ -94,7 +94,9 @@ impl Bus {
 
     fn print(&self, line: &str) {
         if !self.stdout_queue.send(line.into()) && self.stdout_dropped.fetch_add(1, Ordering::Relaxed) == 0 {
-            log::warn!("stdout is {STDOUT_QUEUE} lines behind: dropping lines there (the socket still gets every event)");
+            log::warn!(
+                "stdout is {STDOUT_QUEUE} lines behind: dropping lines there (the socket still gets every event)"
+            );
         }
     }
 
@@ -193,7 +195,13 @@ pub struct Client {
 
 impl Client {
     fn new(id: u64, capacity: usize) -> Client {
-        Client { id, queue: Mutex::new(VecDeque::new()), ready: Condvar::new(), capacity, closed: AtomicBool::new(false) }
+        Client {
+            id,
+            queue: Mutex::new(VecDeque::new()),
+            ready: Condvar::new(),
+            capacity,
+            closed: AtomicBool::new(false),
+        }
     }
 
     /// Queues a line; false when the queue is full (the client is too slow).
@@ -253,10 +261,8 @@ mod tests {
         }
         assert!(slow.is_closed());
         assert!(!fast.is_closed());
-        let seqs: Vec<u64> = got
-            .iter()
-            .map(|l| serde_json::from_str::<Value>(l).unwrap()["seq"].as_u64().unwrap())
-            .collect();
+        let seqs: Vec<u64> =
+            got.iter().map(|l| serde_json::from_str::<Value>(l).unwrap()["seq"].as_u64().unwrap()).collect();
         assert_eq!(seqs, (1..=10).collect::<Vec<_>>());
         assert_eq!(bus.clients(), 1);
     }

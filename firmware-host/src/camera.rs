@@ -29,7 +29,9 @@ pub enum CameraError {
     Open { path: PathBuf, source: io::Error },
     #[error("{path} is not a streaming video capture device (driver {driver}, card {card})")]
     NotCapture { path: PathBuf, driver: String, card: String },
-    #[error("{path} cannot deliver {want}: it offers {got}. Set [camera] format/width/height to what the camera supports")]
+    #[error(
+        "{path} cannot deliver {want}: it offers {got}. Set [camera] format/width/height to what the camera supports"
+    )]
     Format { path: PathBuf, want: String, got: String },
     #[error("{path}: {what} failed: {source}")]
     Io { path: PathBuf, what: &'static str, source: io::Error },
@@ -95,8 +97,7 @@ impl V4l2Camera {
             let path = path.clone();
             move |source| CameraError::Io { path, what, source }
         };
-        let device =
-            Device::with_path(&path).map_err(|source| CameraError::Open { path: path.clone(), source })?;
+        let device = Device::with_path(&path).map_err(|source| CameraError::Open { path: path.clone(), source })?;
         let caps = device.query_caps().map_err(io_err("VIDIOC_QUERYCAP"))?;
         use v4l::capability::Flags;
         if !caps.capabilities.contains(Flags::VIDEO_CAPTURE | Flags::STREAMING) {
@@ -106,7 +107,11 @@ impl V4l2Camera {
             let mut index = input as libc::c_int;
             // SAFETY: VIDIOC_S_INPUT takes a pointer to an int we own.
             let r = unsafe {
-                v4l::v4l2::ioctl(device.handle().fd(), v4l::v4l2::vidioc::VIDIOC_S_INPUT, &mut index as *mut _ as *mut _)
+                v4l::v4l2::ioctl(
+                    device.handle().fd(),
+                    v4l::v4l2::vidioc::VIDIOC_S_INPUT,
+                    &mut index as *mut _ as *mut _,
+                )
             };
             r.map_err(io_err("VIDIOC_S_INPUT"))?;
         }
@@ -123,7 +128,14 @@ impl V4l2Camera {
             });
         }
         if (got.width, got.height) != (config.width, config.height) {
-            log::warn!("{}: asked for {}x{}, the driver gives {}x{}", path.display(), config.width, config.height, got.width, got.height);
+            log::warn!(
+                "{}: asked for {}x{}, the driver gives {}x{}",
+                path.display(),
+                config.width,
+                config.height,
+                got.width,
+                got.height
+            );
         }
         if let Err(e) = device.set_params(&Parameters::with_fps(config.fps)) {
             log::warn!("{}: cannot set {} fps: {e}", path.display(), config.fps);
@@ -207,7 +219,8 @@ impl FrameSource for V4l2Camera {
         };
         let used = (meta.bytesused as usize).min(buf.len());
         let now = monotonic_now();
-        let stamp = Duration::new(meta.timestamp.sec.max(0) as u64, (meta.timestamp.usec.clamp(0, 999_999) * 1000) as u32);
+        let stamp =
+            Duration::new(meta.timestamp.sec.max(0) as u64, (meta.timestamp.usec.clamp(0, 999_999) * 1000) as u32);
         // Drivers stamp with CLOCK_MONOTONIC; anything else (or nothing) is
         // replaced by the time we dequeued the buffer.
         let stamp = if stamp <= now && now - stamp < Duration::from_secs(5) { stamp } else { now };
@@ -297,7 +310,13 @@ impl FrameSource for Recording {
     }
 
     fn describe(&self) -> String {
-        format!("recording {} ({} frames, {}x{} YUYV, looped)", self.path.display(), self.frames, self.width, self.height)
+        format!(
+            "recording {} ({} frames, {}x{} YUYV, looped)",
+            self.path.display(),
+            self.frames,
+            self.width,
+            self.height
+        )
     }
 }
 

@@ -172,7 +172,8 @@ impl Default for LlmConfig {
 
 impl DaemonConfig {
     pub fn load(path: &Path) -> Result<DaemonConfig> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
         DaemonConfig::parse(&text).with_context(|| format!("config file {} is not valid", path.display()))
     }
 

@@ -92,7 +92,11 @@ pub struct Framebuffer {
 
 impl Framebuffer {
     pub fn open(path: &Path) -> Result<Framebuffer> {
-        let file = OpenOptions::new().read(true).write(true).open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
         let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
         let mut var = FbVarScreeninfo::default();
         // SAFETY: the ioctls fill structs of the kernel's layout that we own.
@@ -116,7 +120,11 @@ impl Framebuffer {
             .with_context(|| format!("cannot map {}", path.display()))?;
         let layout = PixelLayout {
             bytes,
-            channels: [(var.red.offset, var.red.length), (var.green.offset, var.green.length), (var.blue.offset, var.blue.length)],
+            channels: [
+                (var.red.offset, var.red.length),
+                (var.green.offset, var.green.length),
+                (var.blue.offset, var.blue.length),
+            ],
         };
         log::info!("{}: {}x{} at {} bpp", path.display(), var.xres, var.yres, var.bits_per_pixel);
         Ok(Framebuffer { map, width: var.xres, height: var.yres, line, layout, _file: file })

@@ -93,7 +93,9 @@ impl Explainer {
         let jobs = lock(&self.jobs);
         let (mut jobs, _) = self
             .ready
-            .wait_timeout_while(jobs, Duration::from_millis(500), |j| j.is_empty() && !self.closed.load(Ordering::Relaxed))
+            .wait_timeout_while(jobs, Duration::from_millis(500), |j| {
+                j.is_empty() && !self.closed.load(Ordering::Relaxed)
+            })
             .unwrap_or_else(|p| p.into_inner());
         jobs.pop_front()
     }
@@ -123,14 +125,14 @@ impl Explainer {
                     (face, Some(question.clone()), hri::Trigger::Ask { question, request })
                 }
             };
-            let result = explain::prompt(&face, question.as_deref(), template)
-                .map_err(anyhow::Error::from)
-                .and_then(|(prompt, prefix)| {
+            let result = explain::prompt(&face, question.as_deref(), template).map_err(anyhow::Error::from).and_then(
+                |(prompt, prefix)| {
                     let ids = llm.tokenizer.encode(&prompt, true)?;
                     let mut session = primed.clone();
                     let out = session.generate(&ids, max_tokens, Default::default(), |_| {})?;
                     Ok((format!("{prefix}{}", out.text), out.tokens.len()))
-                });
+                },
+            );
             match result {
                 Ok((text, tokens)) => {
                     let ms = t.elapsed().as_secs_f64() * 1e3;

@@ -212,7 +212,11 @@ fn record(images: &[PathBuf], out: &std::path::Path, width: u32, height: u32, re
         }
     }
     std::fs::write(out, &bytes).with_context(|| format!("cannot write {}", out.display()))?;
-    eprintln!("{}: {} frames of {width}x{height} YUYV", out.display(), bytes.len() / (width as usize * height as usize * 2));
+    eprintln!(
+        "{}: {} frames of {width}x{height} YUYV",
+        out.display(),
+        bytes.len() / (width as usize * height as usize * 2)
+    );
     Ok(())
 }
 
@@ -347,9 +351,9 @@ fn run(config: DaemonConfig, duration: Option<f64>) -> Result<(), (u8, anyhow::E
         spawn("perception", Box::new(move || perceive(&pipeline, &queue, &bus, &stats, &screen, &explainer)))?
     };
     if config.display.target != DisplayTarget::Off {
-        let (cfg, screen, stats, stop, bus) =
-            (config.display.clone(), screen.clone(), stats.clone(), stop.clone(), bus.clone());
-        threads.push(spawn("display", Box::new(move || show(&cfg, &screen, &stats, &bus, &stop)))?);
+        let (cfg, screen, stats, stop, bus, explainer) =
+            (config.display.clone(), screen.clone(), stats.clone(), stop.clone(), bus.clone(), explainer.clone());
+        threads.push(spawn("display", Box::new(move || show(&cfg, &screen, &stats, &bus, &explainer, &stop)))?);
     }
 
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
@@ -469,7 +473,10 @@ fn capture(
             Ok(Ok(())) => break,
             Ok(Err(e)) => e.to_string(),
             Err(panic) => {
-                let what = panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()));
+                let what = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()));
                 format!("the camera driver failed: {}", what.unwrap_or_default())
             }
         };
@@ -534,7 +541,14 @@ fn perceive(
 
 /// The display thread: the framebuffer when it opens (and is wanted), else
 /// PNG snapshots.
-fn show(cfg: &config::DisplayConfig, screen: &Mutex<Screen>, stats: &Stats, bus: &Bus, stop: &AtomicBool) {
+fn show(
+    cfg: &config::DisplayConfig,
+    screen: &Mutex<Screen>,
+    stats: &Stats,
+    bus: &Bus,
+    explainer: &Explainer,
+    stop: &AtomicBool,
+) {
     let mut fb = match cfg.target {
         DisplayTarget::Auto | DisplayTarget::Framebuffer => match display::Framebuffer::open(&cfg.framebuffer) {
             Ok(fb) => Some(fb),
@@ -562,7 +576,12 @@ fn show(cfg: &config::DisplayConfig, screen: &Mutex<Screen>, stats: &Stats, bus:
             if bus.clients() == 1 { "" } else { "s" }
         );
         let explanation = explanation.as_ref().map(|(id, t)| (*id, t.as_str()));
-        let view = kiosk::KioskView { frame: &frame, tracks: &tracks, explanation, status: &status };
+        let note = if explainer.is_closed() {
+            "Explanations are off on this device."
+        } else {
+            "Waiting for an explanation..."
+        };
+        let view = kiosk::KioskView { frame: &frame, tracks: &tracks, explanation, note, status: &status };
         let img = kiosk::render(&view, w, h);
         match fb.as_mut() {
             Some(fb) => fb.show(&img),

@@ -40,7 +40,10 @@ pub fn bind(path: &Path, group: Option<&str>) -> Result<UnixListener> {
     match std::fs::symlink_metadata(path) {
         Ok(m) if std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()) => {
             if UnixStream::connect(path).is_ok() {
-                bail!("{} is in use by another running daemon; stop it or set [events] socket elsewhere", path.display());
+                bail!(
+                    "{} is in use by another running daemon; stop it or set [events] socket elsewhere",
+                    path.display()
+                );
             }
             std::fs::remove_file(path).with_context(|| format!("cannot remove the stale socket {}", path.display()))?;
         }
@@ -76,7 +79,14 @@ fn group_id(name: &str) -> Result<libc::gid_t> {
 }
 
 /// Accepts clients until `stop`, then removes the socket file.
-pub fn serve(listener: UnixListener, path: PathBuf, bus: Arc<Bus>, handler: Handler, limits: Limits, stop: Arc<AtomicBool>) {
+pub fn serve(
+    listener: UnixListener,
+    path: PathBuf,
+    bus: Arc<Bus>,
+    handler: Handler,
+    limits: Limits,
+    stop: Arc<AtomicBool>,
+) {
     let ids = AtomicU64::new(0);
     while !stop.load(Ordering::Relaxed) {
         match listener.accept() {
@@ -161,7 +171,9 @@ fn read_loop(mut stream: UnixStream, client: Arc<Client>, handler: Handler, rate
         let n = match stream.read(&mut chunk) {
             Ok(0) => break,
             Ok(n) => n,
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => continue,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {
+                continue
+            }
             Err(_) => break,
         };
         buf.extend_from_slice(&chunk[..n]);

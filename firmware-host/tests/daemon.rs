@@ -131,17 +131,24 @@ fn events_questions_and_hostile_clients() {
     let mut hostile = connect(&sock);
     hostile.write_all(b"\x00\xff garbage\n{\"ask\": 3}\n").unwrap();
     let mut hostile_r = BufReader::new(hostile.try_clone().unwrap());
-    let replies = read_until(&mut hostile_r, Duration::from_secs(20), |v| v["type"] == "error" && v["message"].as_str().unwrap().contains("ask"));
+    let replies = read_until(&mut hostile_r, Duration::from_secs(20), |v| {
+        v["type"] == "error" && v["message"].as_str().unwrap().contains("ask")
+    });
     let errors: Vec<&Value> = replies.iter().filter(|v| v["type"] == "error").collect();
     assert!(errors.len() >= 2, "garbage got no error replies: {errors:?}");
     assert!(errors.iter().all(|e| e.get("seq").is_none()), "a reply carries a seq: {errors:?}");
     let big = vec![b'x'; 10 << 20];
     let _ = hostile.write_all(&big); // the daemon hangs up part-way
     let after = read_until(&mut hostile_r, Duration::from_secs(10), |_| false);
-    assert!(after.iter().any(|v| v["type"] == "error" && v["message"].as_str().unwrap().contains("too long")), "{after:?}");
+    assert!(
+        after.iter().any(|v| v["type"] == "error" && v["message"].as_str().unwrap().contains("too long")),
+        "{after:?}"
+    );
 
     // The good client sees a face, asks about it, and gets the answer.
-    let seen = read_until(&mut good, Duration::from_secs(60), |v| v["type"] == "faces" && v["ids"].as_array().is_some_and(|a| !a.is_empty()));
+    let seen = read_until(&mut good, Duration::from_secs(60), |v| {
+        v["type"] == "faces" && v["ids"].as_array().is_some_and(|a| !a.is_empty())
+    });
     let face = seen.last().unwrap();
     assert_eq!(face["faces"][0]["expression"]["expression"], "happy", "{face}");
     let id = face["ids"][0].as_str().unwrap().to_string();
@@ -186,8 +193,12 @@ fn events_questions_and_hostile_clients() {
     println!("schema: {said}");
     // The replies validate too.
     std::fs::write(&events, replies.iter().map(|v| format!("{v}\n")).collect::<String>()).unwrap();
-    let v = Command::new(&py).arg(root().join("tests/reference/validate_events.py"))
-        .arg(root().join("firmware-host/hri-events.schema.json")).arg(&events).output().unwrap();
+    let v = Command::new(&py)
+        .arg(root().join("tests/reference/validate_events.py"))
+        .arg(root().join("firmware-host/hri-events.schema.json"))
+        .arg(&events)
+        .output()
+        .unwrap();
     assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
 
     let kiosk = image::open(&png).expect("no kiosk snapshot");
@@ -201,7 +212,10 @@ fn a_broken_camera_is_reported_and_the_daemon_keeps_running() {
     let dir = scratch("camera");
     let bad = dir.join("bad.yuyv");
     std::fs::write(&bad, b"not a whole frame").unwrap();
-    let config = format!("[camera]\nrecording = {bad:?}\nmax_backoff = 0.5\n[events]\nsocket = \"{}\"\n", dir.join("s").display());
+    let config = format!(
+        "[camera]\nrecording = {bad:?}\nmax_backoff = 0.5\n[events]\nsocket = \"{}\"\n",
+        dir.join("s").display()
+    );
     let child = start(&dir, &config, &["--no-llm", "--display", "off", "--duration", "3"]);
     let out = child.wait_with_output().unwrap();
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
@@ -211,7 +225,11 @@ fn a_broken_camera_is_reported_and_the_daemon_keeps_running() {
     assert!(lost[0].contains("not a whole number"), "{}", lost[0]);
     assert!(stderr.contains("still unavailable"), "no retries: {stderr}");
     // A camera device that does not exist: the same, with the device's name.
-    let config = format!("[camera]\ndevice = \"{}\"\n[events]\nsocket = \"{}\"\n", dir.join("video9").display(), dir.join("s").display());
+    let config = format!(
+        "[camera]\ndevice = \"{}\"\n[events]\nsocket = \"{}\"\n",
+        dir.join("video9").display(),
+        dir.join("s").display()
+    );
     let out = start(&dir, &config, &["--no-llm", "--display", "off", "--duration", "1.5"]).wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("cannot open"));

@@ -108,8 +108,9 @@ fn run_frames(pipeline: &Pipeline, frames: &[Frame]) -> Result<LoopRun, StageErr
     let t = Instant::now();
     for (i, (buffer, recorded)) in recording.iter().zip(frames).enumerate() {
         let captured = Instant::now();
-        let frame = camera::yuyv_to_frame(buffer, recorded.width(), recorded.height(), 0, recorded.timestamp, spare.take())
-            .map_err(|e| StageError::new("YUYV conversion", e))?;
+        let frame =
+            camera::yuyv_to_frame(buffer, recorded.width(), recorded.height(), 0, recorded.timestamp, spare.take())
+                .map_err(|e| StageError::new("YUYV conversion", e))?;
         let changes = tracker.update(pipeline, &frame)?;
         for c in &changes {
             born += matches!(c, crate::track::Change::Born { .. }) as usize;

@@ -27,6 +27,8 @@ pub struct KioskView<'a> {
     pub explanation: Option<(u32, &'a str)>,
     /// One line: frames/s, camera state, and so on.
     pub status: &'a str,
+    /// What the panel says while there is no explanation to show.
+    pub note: &'a str,
 }
 
 /// Renders `view` on a `width`×`height` screen.
@@ -55,7 +57,7 @@ pub fn render(view: &KioskView, width: u32, height: u32) -> RgbImage {
     let text = match view.explanation {
         Some((id, text)) => format!("#{id}: {text}"),
         None if view.tracks.is_empty() => "No face in view.".to_string(),
-        None => "Waiting for an explanation...".to_string(),
+        None => view.note.to_string(),
     };
     let columns = ((width as usize).saturating_sub(8) / 9).max(8);
     for (i, line) in wrap(&text, columns).iter().take((PANEL as usize - 8) / 16).enumerate() {
@@ -98,7 +100,7 @@ mod tests {
     #[test]
     fn renders_any_size_without_a_face() {
         let frame = Frame::from_rgb(RgbImage::new(640, 480));
-        let view = KioskView { frame: &frame, tracks: &[], explanation: None, status: "0 fps" };
+        let view = KioskView { frame: &frame, tracks: &[], explanation: None, status: "0 fps", note: "" };
         for (w, h) in [(800, 480), (320, 240), (1, 1)] {
             let img = render(&view, w, h);
             assert!(img.width() >= w && img.height() >= h);

@@ -116,11 +116,8 @@ pub fn rgb_to_yuyv(image: &RgbImage) -> Vec<u8> {
     for row in image.as_raw().chunks_exact(image.width() as usize * 3) {
         for pair in row.chunks_exact(6) {
             let (a, b) = (&pair[..3], &pair[3..]);
-            let (r, g, bl) = (
-                (a[0] as i32 + b[0] as i32) / 2,
-                (a[1] as i32 + b[1] as i32) / 2,
-                (a[2] as i32 + b[2] as i32) / 2,
-            );
+            let (r, g, bl) =
+                ((a[0] as i32 + b[0] as i32) / 2, (a[1] as i32 + b[1] as i32) / 2, (a[2] as i32 + b[2] as i32) / 2);
             let u = (((-38 * r - 74 * g + 112 * bl + 128) >> 8) + 128).clamp(0, 255) as u8;
             let v = (((112 * r - 94 * g - 18 * bl + 128) >> 8) + 128).clamp(0, 255) as u8;
             out.extend_from_slice(&[luma(a), u, luma(b), v]);
