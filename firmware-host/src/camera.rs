@@ -63,7 +63,7 @@ pub fn monotonic_now() -> Duration {
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
-pub trait FrameSource {
+pub trait FrameSource: Send {
     fn next_frame(&mut self) -> Result<Frame, CameraError>;
     /// Device, size and format, for logs and `camera` events.
     fn describe(&self) -> String;

@@ -17,6 +17,7 @@ pub struct DaemonConfig {
     pub events: EventsConfig,
     pub display: DisplayConfig,
     pub llm: LlmConfig,
+    pub service: ServiceConfig,
     /// The library's own keys (models, precision, detect, mesh, attributes, track).
     pub analysis: emoedge::config::Config,
 }
@@ -52,6 +53,8 @@ pub struct EventsConfig {
     pub socket: Option<PathBuf>,
     /// Group owning the socket (mode 0660), by name; default the daemon's own.
     pub socket_group: Option<String>,
+    /// Also listen on TCP at this address, which must be loopback (127.0.0.1 or ::1).
+    pub tcp: Option<std::net::SocketAddr>,
     /// What goes to stdout: "json" (event lines), "terminal" (readable lines) or "off".
     pub stdout: StdoutMode,
     /// Events a client may fall behind by before it is disconnected.
@@ -60,6 +63,14 @@ pub struct EventsConfig {
     pub max_clients: usize,
     /// Requests a client may send per second (a burst of as many is allowed).
     pub requests_per_second: f64,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServiceConfig {
+    /// Started as root: switch to this user (and its groups, e.g. `video`) once
+    /// the camera, the framebuffer and the socket are open.
+    pub user: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -135,6 +146,7 @@ impl Default for EventsConfig {
         EventsConfig {
             socket: Some("/run/emoedge/events.sock".into()),
             socket_group: None,
+            tcp: None,
             stdout: StdoutMode::Json,
             client_queue: 1024,
             max_clients: 1024,
@@ -198,6 +210,11 @@ impl DaemonConfig {
             bail!("[camera] max_backoff must be positive seconds");
         }
         let e = &self.events;
+        if let Some(addr) = e.tcp {
+            if !addr.ip().is_loopback() {
+                bail!("[events] tcp = {addr}: TCP listens on loopback only (127.0.0.1 or ::1)");
+            }
+        }
         if e.client_queue == 0 || e.max_clients == 0 || !(e.requests_per_second > 0.0) {
             bail!("[events] client_queue, max_clients and requests_per_second must be positive");
         }
@@ -230,6 +247,7 @@ max_backoff = 8.0            # seconds between reconnection attempts, at most
 [events]
 socket = "/run/emoedge/events.sock"   # mode 0660
 # socket_group = "emoedge"
+# tcp = "127.0.0.1:7878"     # also TCP, loopback only; off unless set
 stdout = "json"              # json | terminal | off
 client_queue = 1024          # a client further behind is disconnected
 max_clients = 1024
@@ -251,6 +269,9 @@ precision = "int8"
 max_tokens = 48
 threads = 1
 max_pending = 8
+
+[service]
+# user = "emoedge"           # started as root: become this user once devices are open
 
 [analysis]                   # the emoedge library's keys (see its README)
 # precision = "fp32"
@@ -282,6 +303,8 @@ mod tests {
             "[events]\nstdout = \"loud\"",
             "[analysis]\nprecison = \"fp16\"",
             "[llm]\nthreads = 0",
+            "[events]\ntcp = \"0.0.0.0:7878\"",
+            "[events]\ntcp = \"192.168.1.2:80\"",
             "camera = 3",
         ] {
             assert!(DaemonConfig::parse(bad).is_err(), "accepted: {bad}");

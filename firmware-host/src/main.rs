@@ -14,6 +14,7 @@ mod camera;
 mod config;
 mod display;
 mod explainer;
+mod privileges;
 mod queue;
 mod socket;
 
@@ -300,17 +301,51 @@ fn run(config: DaemonConfig, duration: Option<f64>) -> Result<(), (u8, anyhow::E
         thread::Builder::new().name(name.into()).spawn(f).map_err(|e| (2, anyhow::Error::from(e)))
     };
 
-    // The socket first: a config error there should stop us before the camera opens.
-    if let Some(path) = config.events.socket.clone() {
-        let listener = socket::bind(&path, config.events.socket_group.as_deref()).map_err(|e| (2, e))?;
+    // Everything that needs privileges first: the sockets, the framebuffer,
+    // the camera. Then, if configured, become an ordinary user.
+    let mut listeners = Vec::new();
+    if let Some(path) = &config.events.socket {
+        listeners.push(socket::bind(path, config.events.socket_group.as_deref()).map_err(|e| (2, e))?);
         log::info!("events on {} (mode 0660)", path.display());
+    }
+    if let Some(addr) = config.events.tcp {
+        let l = socket::bind_tcp(addr).map_err(|e| (2, e))?;
+        if let socket::Listener::Tcp(_, a) = &l {
+            log::info!("events on tcp {a} (loopback)");
+        }
+        listeners.push(l);
+    }
+    let framebuffer = match config.display.target {
+        DisplayTarget::Auto | DisplayTarget::Framebuffer => {
+            match display::Framebuffer::open(&config.display.framebuffer) {
+                Ok(fb) => Some(fb),
+                Err(e) => {
+                    log::info!("no framebuffer ({e:#}); kiosk snapshots go to {}", config.display.png.display());
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+    let first_camera = camera::open(&config.camera);
+    raise_file_limit();
+    match &config.service.user {
+        Some(user) => privileges::drop_to(user).map_err(|e| (2, e))?,
+        None if privileges::is_root() => {
+            log::warn!("running as root; set [service] user to drop privileges once the devices are open")
+        }
+        None => {}
+    }
+
+    let client_ids = Arc::new(AtomicU64::new(0));
+    for listener in listeners {
         let handler = request_handler(screen.clone(), explainer.clone());
         let limits = socket::Limits {
             max_clients: config.events.max_clients,
             requests_per_second: config.events.requests_per_second,
         };
-        let (bus, stop) = (bus.clone(), stop.clone());
-        threads.push(spawn("socket", Box::new(move || socket::serve(listener, path, bus, handler, limits, stop)))?);
+        let (bus, stop, ids) = (bus.clone(), stop.clone(), client_ids.clone());
+        threads.push(spawn("socket", Box::new(move || socket::serve(listener, ids, bus, handler, limits, stop)))?);
     }
 
     if config.llm.enabled {
@@ -343,7 +378,10 @@ fn run(config: DaemonConfig, duration: Option<f64>) -> Result<(), (u8, anyhow::E
     {
         let (cfg, queue, bus, stats, stop, screen) =
             (config.camera.clone(), queue.clone(), bus.clone(), stats.clone(), stop.clone(), screen.clone());
-        threads.push(spawn("capture", Box::new(move || capture(&cfg, &queue, &bus, &stats, &stop, &screen)))?);
+        threads.push(spawn(
+            "capture",
+            Box::new(move || capture(&cfg, first_camera, &queue, &bus, &stats, &stop, &screen)),
+        )?);
     }
     let perception = {
         let (queue, bus, stats, screen, explainer) =
@@ -353,7 +391,10 @@ fn run(config: DaemonConfig, duration: Option<f64>) -> Result<(), (u8, anyhow::E
     if config.display.target != DisplayTarget::Off {
         let (cfg, screen, stats, stop, bus, explainer) =
             (config.display.clone(), screen.clone(), stats.clone(), stop.clone(), bus.clone(), explainer.clone());
-        threads.push(spawn("display", Box::new(move || show(&cfg, &screen, &stats, &bus, &explainer, &stop)))?);
+        threads.push(spawn(
+            "display",
+            Box::new(move || show(&cfg, framebuffer, &screen, &stats, &bus, &explainer, &stop)),
+        )?);
     }
 
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
@@ -406,6 +447,22 @@ fn run(config: DaemonConfig, duration: Option<f64>) -> Result<(), (u8, anyhow::E
     Ok(())
 }
 
+/// Two descriptors a client: raise the soft limit on open files to the hard
+/// one, so a thousand clients fit. (Under the systemd unit, LimitNOFILE does it
+/// and this call is filtered.)
+fn raise_file_limit() {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: get/setrlimit on a struct we own.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            let want = libc::rlimit { rlim_cur: lim.rlim_max.min(65536), rlim_max: lim.rlim_max };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &want) != 0 {
+                log::debug!("cannot raise the open-file limit from {}", lim.rlim_cur);
+            }
+        }
+    }
+}
+
 /// A question names a tracked face; the face's latest reading goes to the LLM.
 fn request_handler(screen: Arc<Mutex<Screen>>, explainer: Arc<Explainer>) -> socket::Handler {
     Arc::new(move |req: Request, _client| match req {
@@ -436,6 +493,7 @@ fn nap(d: Duration, stop: &AtomicBool) -> bool {
 /// retries with doubling back-off until the camera is back.
 fn capture(
     cfg: &config::CameraConfig,
+    first: Result<Box<dyn camera::FrameSource>, camera::CameraError>,
     queue: &Latest<Frame>,
     bus: &Bus,
     stats: &Stats,
@@ -445,9 +503,14 @@ fn capture(
     let mut backoff = Duration::from_millis(250);
     let mut lost = false;
     let source = cfg.recording.as_ref().unwrap_or(&cfg.device).display().to_string();
+    // The first camera was opened before privileges were dropped.
+    let mut first = Some(first);
     while !stop.load(Ordering::Relaxed) {
         let session = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<(), camera::CameraError> {
-            let mut src = camera::open(cfg)?;
+            let mut src = match first.take() {
+                Some(opened) => opened?,
+                None => camera::open(cfg)?,
+            };
             let what = src.describe();
             log::info!("camera streaming: {what}");
             bus.publish(&json!({"type": "camera", "state": "streaming", "source": what}));
@@ -539,26 +602,17 @@ fn perceive(
     }
 }
 
-/// The display thread: the framebuffer when it opens (and is wanted), else
-/// PNG snapshots.
+/// The display thread: the framebuffer `fb` (opened before privileges were
+/// dropped) where there is one, else PNG snapshots.
 fn show(
     cfg: &config::DisplayConfig,
+    mut fb: Option<display::Framebuffer>,
     screen: &Mutex<Screen>,
     stats: &Stats,
     bus: &Bus,
     explainer: &Explainer,
     stop: &AtomicBool,
 ) {
-    let mut fb = match cfg.target {
-        DisplayTarget::Auto | DisplayTarget::Framebuffer => match display::Framebuffer::open(&cfg.framebuffer) {
-            Ok(fb) => Some(fb),
-            Err(e) => {
-                log::info!("no framebuffer ({e:#}); kiosk snapshots go to {}", cfg.png.display());
-                None
-            }
-        },
-        _ => None,
-    };
     let period = Duration::from_secs_f64(if fb.is_some() { 1.0 / cfg.fps } else { cfg.png_interval });
     let (w, h) = fb.as_ref().map_or((cfg.width, cfg.height), |f| (f.width, f.height));
     while nap(period, stop) {

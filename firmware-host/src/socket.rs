@@ -1,10 +1,12 @@
-//! The HRI socket: a Unix stream socket (mode 0660) where each client reads
-//! event lines and may write request lines. Every client has a writer thread
-//! fed by its own queue and a reader thread that parses its requests, so a
-//! client that misbehaves in any way is the only one it affects.
+//! The HRI socket: a Unix stream socket (mode 0660), and optionally TCP on a
+//! loopback address, where each client reads event lines and may write
+//! request lines. Every client has a writer thread fed by its own queue and a
+//! reader thread that parses its requests, so a client that misbehaves in any
+//! way is the only one it affects.
 
 use std::{
-    io::{ErrorKind, Read, Write},
+    io::{self, ErrorKind, Read, Write},
+    net::{SocketAddr, TcpListener, TcpStream},
     os::unix::{
         fs::PermissionsExt,
         net::{UnixListener, UnixStream},
@@ -32,8 +34,100 @@ pub struct Limits {
     pub requests_per_second: f64,
 }
 
+/// A client's connection, over either listener.
+pub enum Conn {
+    Unix(UnixStream),
+    Tcp(TcpStream),
+}
+
+impl Conn {
+    fn try_clone(&self) -> io::Result<Conn> {
+        Ok(match self {
+            Conn::Unix(s) => Conn::Unix(s.try_clone()?),
+            Conn::Tcp(s) => Conn::Tcp(s.try_clone()?),
+        })
+    }
+    fn setup(&self) -> io::Result<()> {
+        // A client that stops reading blocks its writer at most this long; its
+        // queue then fills and the bus disconnects it.
+        let (write, read) = (Some(Duration::from_secs(2)), Some(Duration::from_millis(500)));
+        match self {
+            Conn::Unix(s) => {
+                s.set_nonblocking(false)?;
+                s.set_write_timeout(write)?;
+                s.set_read_timeout(read)
+            }
+            Conn::Tcp(s) => {
+                s.set_nonblocking(false)?;
+                s.set_nodelay(true)?;
+                s.set_write_timeout(write)?;
+                s.set_read_timeout(read)
+            }
+        }
+    }
+    fn shutdown(&self) {
+        let _ = match self {
+            Conn::Unix(s) => s.shutdown(std::net::Shutdown::Both),
+            Conn::Tcp(s) => s.shutdown(std::net::Shutdown::Both),
+        };
+    }
+}
+
+impl Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Conn::Unix(s) => s.read(buf),
+            Conn::Tcp(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Conn {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Conn::Unix(s) => s.write(buf),
+            Conn::Tcp(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+pub enum Listener {
+    Unix(UnixListener, PathBuf),
+    Tcp(TcpListener, SocketAddr),
+}
+
+impl Listener {
+    fn accept(&self) -> io::Result<Conn> {
+        match self {
+            Listener::Unix(l, _) => l.accept().map(|(s, _)| Conn::Unix(s)),
+            Listener::Tcp(l, _) => l.accept().map(|(s, _)| Conn::Tcp(s)),
+        }
+    }
+    fn name(&self) -> String {
+        match self {
+            Listener::Unix(_, p) => p.display().to_string(),
+            Listener::Tcp(_, a) => format!("tcp {a}"),
+        }
+    }
+}
+
+/// Listens on TCP at `addr`, which must be a loopback address: the events
+/// describe people, and no request is authenticated.
+pub fn bind_tcp(addr: SocketAddr) -> Result<Listener> {
+    if !addr.ip().is_loopback() {
+        bail!("[events] tcp = {addr}: TCP listens on loopback only (127.0.0.1 or ::1); use the Unix socket or an SSH tunnel for remote clients");
+    }
+    let l = TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
+    l.set_nonblocking(true)?;
+    let addr = l.local_addr()?;
+    Ok(Listener::Tcp(l, addr))
+}
+
 /// Binds the socket at `path` (replacing a stale one), mode 0660, owned by `group`.
-pub fn bind(path: &Path, group: Option<&str>) -> Result<UnixListener> {
+pub fn bind(path: &Path, group: Option<&str>) -> Result<Listener> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
@@ -62,7 +156,7 @@ pub fn bind(path: &Path, group: Option<&str>) -> Result<UnixListener> {
         }
     }
     listener.set_nonblocking(true)?;
-    Ok(listener)
+    Ok(Listener::Unix(listener, path.to_path_buf()))
 }
 
 fn group_id(name: &str) -> Result<libc::gid_t> {
@@ -78,25 +172,24 @@ fn group_id(name: &str) -> Result<libc::gid_t> {
     bail!("no such group in /etc/group")
 }
 
-/// Accepts clients until `stop`, then removes the socket file.
+/// Accepts clients until `stop`, then removes the socket file. `ids` numbers
+/// the clients of every listener.
 pub fn serve(
-    listener: UnixListener,
-    path: PathBuf,
+    listener: Listener,
+    ids: Arc<AtomicU64>,
     bus: Arc<Bus>,
     handler: Handler,
     limits: Limits,
     stop: Arc<AtomicBool>,
 ) {
-    let ids = AtomicU64::new(0);
     while !stop.load(Ordering::Relaxed) {
         match listener.accept() {
-            Ok((stream, _)) => {
+            Ok(stream) => {
                 let id = ids.fetch_add(1, Ordering::Relaxed) + 1;
                 if bus.clients() >= limits.max_clients {
                     log::warn!("refusing client {id}: {} clients already", limits.max_clients);
                     let mut s = stream;
-                    let _ = s.set_nonblocking(false);
-                    let _ = s.set_write_timeout(Some(Duration::from_millis(100)));
+                    let _ = s.setup();
                     let _ = writeln!(s, "{}", error_reply("too many clients; try again later", None));
                     continue;
                 }
@@ -106,13 +199,16 @@ pub fn serve(
             }
             Err(e) if e.kind() == ErrorKind::WouldBlock => thread::sleep(Duration::from_millis(20)),
             Err(e) => {
-                log::warn!("accept on {} failed: {e}", path.display());
+                // EMFILE and the like: wait for descriptors to come free.
+                log::warn!("accept on {} failed: {e}", listener.name());
                 thread::sleep(Duration::from_millis(100));
             }
         }
     }
     bus.close_all();
-    let _ = std::fs::remove_file(&path);
+    if let Listener::Unix(_, path) = &listener {
+        let _ = std::fs::remove_file(path);
+    }
 }
 
 /// Small stacks: a thousand clients are two thousand threads.
@@ -121,18 +217,14 @@ fn spawn(name: String, f: impl FnOnce() + Send + 'static) -> std::io::Result<()>
 }
 
 fn start_client(
-    stream: UnixStream,
+    stream: Conn,
     id: u64,
     bus: &Arc<Bus>,
     handler: Handler,
     rate: f64,
     stop: &Arc<AtomicBool>,
 ) -> Result<()> {
-    stream.set_nonblocking(false)?;
-    // A client that stops reading blocks its writer at most this long; its
-    // queue then fills and the bus disconnects it.
-    stream.set_write_timeout(Some(Duration::from_secs(2)))?;
-    stream.set_read_timeout(Some(Duration::from_millis(500)))?;
+    stream.setup()?;
     let reader = stream.try_clone()?;
     let client = bus.subscribe(id);
     log::info!("client {id} connected");
@@ -144,7 +236,7 @@ fn start_client(
     Ok(())
 }
 
-fn write_loop(mut stream: UnixStream, client: Arc<Client>, stop: Arc<AtomicBool>) {
+fn write_loop(mut stream: Conn, client: Arc<Client>, stop: Arc<AtomicBool>) {
     while let Some(next) = client.next(Duration::from_millis(250)) {
         if stop.load(Ordering::Relaxed) {
             break;
@@ -157,10 +249,10 @@ fn write_loop(mut stream: UnixStream, client: Arc<Client>, stop: Arc<AtomicBool>
         }
     }
     client.close();
-    let _ = stream.shutdown(std::net::Shutdown::Both);
+    stream.shutdown();
 }
 
-fn read_loop(mut stream: UnixStream, client: Arc<Client>, handler: Handler, rate: f64, stop: Arc<AtomicBool>) {
+fn read_loop(mut stream: Conn, client: Arc<Client>, handler: Handler, rate: f64, stop: Arc<AtomicBool>) {
     let mut buf: Vec<u8> = Vec::with_capacity(1024);
     let mut chunk = [0u8; 4096];
     let mut bucket = TokenBucket::new(rate);
@@ -210,7 +302,7 @@ fn read_loop(mut stream: UnixStream, client: Arc<Client>, handler: Handler, rate
         }
     }
     client.close();
-    let _ = stream.shutdown(std::net::Shutdown::Both);
+    stream.shutdown();
 }
 
 /// `rate` requests a second, with a burst of as many.

@@ -261,3 +261,188 @@ fn bad_setups_exit_with_their_codes() {
     assert!(String::from_utf8_lossy(&printed.stdout).contains("[camera]"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Reads lines from any stream for `limit`, returning the sequence numbers seen.
+fn seqs_for(stream: impl Read, limit: Duration) -> Vec<u64> {
+    let t = Instant::now();
+    let mut r = BufReader::new(stream);
+    let mut seqs = Vec::new();
+    let mut line = String::new();
+    while t.elapsed() < limit {
+        line.clear();
+        match r.read_line(&mut line) {
+            Ok(0) => break,
+            Ok(_) => {
+                if let Some(s) = serde_json::from_str::<Value>(&line).ok().and_then(|v| v["seq"].as_u64()) {
+                    seqs.push(s)
+                }
+            }
+            Err(_) => continue,
+        }
+    }
+    seqs
+}
+
+fn lost(seqs: &[u64]) -> u64 {
+    seqs.windows(2).map(|w| w[1] - w[0] - 1).sum()
+}
+
+#[test]
+fn a_thousand_clients_at_once_cost_the_others_nothing() {
+    // The test holds 1000 sockets too.
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        lim.rlim_cur = lim.rlim_max.min(65536);
+        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+    }
+    assert!(lim.rlim_cur >= 2048, "open-file limit {} is too low for this test", lim.rlim_cur);
+    let dir = scratch("thousand");
+    let stream = record(&dir, &["astronaut.png"], 1);
+    let sock = dir.join("events.sock");
+    let config = format!(
+        "[camera]\nrecording = {stream:?}\n[events]\nsocket = {sock:?}\nstdout = \"off\"\nclient_queue = 128\n\
+         [display]\ntarget = \"off\"\n[llm]\nenabled = false\n"
+    );
+    let mut child = start(&dir, &config, &[]);
+    let output = drain(&mut child);
+    let good = connect(&sock);
+    good.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let reader = std::thread::spawn(move || seqs_for(good, Duration::from_secs(20)));
+    std::thread::sleep(Duration::from_secs(2));
+    // A thousand clients at once, none of which ever reads.
+    let t = Instant::now();
+    let crowd: Vec<UnixStream> = (0..1000).map(|_| connect(&sock)).collect();
+    println!("1000 clients connected in {:.2} s", t.elapsed().as_secs_f64());
+    let seqs = reader.join().unwrap();
+    drop(crowd);
+    let (code, _, stderr) = stop(child, output);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let refused = stderr.matches("refusing client").count();
+    let cut = stderr.matches("disconnecting it").count();
+    println!(
+        "good client: {} events, {} lost; crowd: {refused} refused, {cut} cut off as too slow",
+        seqs.len(),
+        lost(&seqs)
+    );
+    assert_eq!(refused, 0, "max_clients is 1024");
+    assert!(seqs.len() > 300, "the good client got only {} events", seqs.len());
+    assert_eq!(lost(&seqs), 0);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn tcp_listens_on_loopback_only() {
+    let dir = scratch("tcp");
+    let stream = record(&dir, &["astronaut.png"], 1);
+    // A free port: bound, then released for the daemon.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = format!(
+        "[camera]\nrecording = {stream:?}\n[events]\nsocket = \"{}\"\ntcp = \"127.0.0.1:{port}\"\nstdout = \"off\"\n\
+         [display]\ntarget = \"off\"\n[llm]\nenabled = false\n",
+        dir.join("s").display()
+    );
+    let mut child = start(&dir, &config, &[]);
+    let output = drain(&mut child);
+    let t = Instant::now();
+    let tcp = loop {
+        match std::net::TcpStream::connect(("127.0.0.1", port)) {
+            Ok(s) => break s,
+            Err(_) if t.elapsed() < Duration::from_secs(60) => std::thread::sleep(Duration::from_millis(100)),
+            Err(e) => panic!("no TCP listener: {e}"),
+        }
+    };
+    tcp.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let mut w = tcp.try_clone().unwrap();
+    writeln!(w, "not json").unwrap();
+    let mut r = BufReader::new(tcp);
+    let (mut got_error, mut seqs, mut line) = (false, Vec::new(), String::new());
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(5) {
+        line.clear();
+        if r.read_line(&mut line).unwrap_or(0) == 0 {
+            continue;
+        }
+        let v: Value = serde_json::from_str(&line).unwrap();
+        got_error |= v["type"] == "error";
+        if let Some(s) = v["seq"].as_u64() {
+            seqs.push(s);
+        }
+    }
+    let (code, _, stderr) = stop(child, output);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(got_error && seqs.len() > 50 && lost(&seqs) == 0, "error reply {got_error}, {} events", seqs.len());
+    // Anything but loopback is refused before the daemon starts.
+    for addr in ["0.0.0.0:7878", "[::]:7878", "10.1.2.3:7878"] {
+        let cfg = format!("[events]\ntcp = \"{addr}\"\n");
+        let out = start(&dir, &cfg, &["--no-llm"]).wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{addr} accepted");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("loopback"), "{addr}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn started_as_root_it_drops_to_the_configured_user() {
+    let dir = scratch("user");
+    let stream = record(&dir, &["astronaut.png"], 1);
+    let sock = dir.join("events.sock");
+    let config = format!(
+        "[camera]\nrecording = {stream:?}\n[events]\nsocket = {sock:?}\nstdout = \"off\"\n[display]\ntarget = \"off\"\n\
+         [llm]\nenabled = false\n[service]\nuser = \"nobody\"\n"
+    );
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        // Not root: the key must be refused with a reason, not ignored.
+        let out = start(&dir, &config, &[]).wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("started as root"));
+        return;
+    }
+    let mut child = start(&dir, &config, &[]);
+    let output = drain(&mut child);
+    let events = seqs_for(connect(&sock), Duration::from_secs(4));
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap().to_string();
+    let (code, _, stderr) = stop(child, output);
+    assert_eq!(code, 0, "{stderr}");
+    // real, effective, saved and filesystem uid: all nobody's.
+    assert_eq!(uid.split_whitespace().skip(1).collect::<Vec<_>>(), ["65534"; 4], "{uid}");
+    assert!(stderr.contains("running as nobody"), "{stderr}");
+    assert!(events.len() > 20, "no events after dropping privileges");
+    let out = start(&dir, &config.replace("nobody", "no-such-user-here"), &[]).wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_systemd_unit_is_hardened() {
+    let unit = root().join("firmware-host/emoedge-firmware-host.service");
+    let text = std::fs::read_to_string(&unit).unwrap();
+    for key in [
+        "Type=notify",
+        "WatchdogSec=",
+        "Restart=on-failure",
+        "ProtectSystem=strict",
+        "NoNewPrivileges=yes",
+        "PrivateTmp=yes",
+        "DeviceAllow=char-video4linux",
+        "DeviceAllow=/dev/fb0",
+        "SystemCallFilter=",
+    ] {
+        assert!(text.contains(key), "the unit lacks {key}");
+    }
+    let out = Command::new("systemd-analyze")
+        // The threshold is in tenths of the printed exposure level: 30 is 3.0.
+        .args(["security", "--offline=yes", "--threshold=30"])
+        .arg(&unit)
+        .output()
+        .expect("systemd-analyze (Debian's systemd package; bash .ci/setup installs it)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let overall = text.lines().find(|l| l.contains("Overall exposure level")).unwrap_or_default();
+    println!("{overall}");
+    let level: f64 = overall.split(':').nth(1).and_then(|v| v.split_whitespace().next()?.parse().ok()).unwrap_or(99.0);
+    assert!(level <= 3.0, "{overall}");
+    assert!(out.status.success(), "exposure above 3.0: {overall}\n{}", String::from_utf8_lossy(&out.stderr));
+}
