@@ -16,6 +16,7 @@ pub mod heads;
 pub mod hri;
 pub mod landmarks;
 pub mod llm;
+pub mod mapped;
 pub mod models;
 pub mod pipeline;
 pub mod prior;

@@ -6,12 +6,10 @@
 
 use std::{
     fmt,
-    fs::File,
     path::{Path, PathBuf},
     sync::Arc,
 };
 
-use memmap2::Mmap;
 use sha2::{Digest, Sha256};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::runtime::{Runnable, Runtime};
@@ -106,6 +104,8 @@ pub enum ModelError {
     Checksum { path: PathBuf, expected: &'static str, actual: String, regenerate: &'static str },
     #[error("tract cannot load {path}: {message}")]
     Load { path: PathBuf, message: String },
+    #[error("{0}")]
+    Changed(String),
 }
 
 /// A verified model file, memory-mapped. The bytes tract parses are the bytes
@@ -113,7 +113,7 @@ pub enum ModelError {
 pub struct ModelFile {
     pub entry: &'static ModelEntry,
     pub path: PathBuf,
-    map: Mmap,
+    map: crate::mapped::MappedFile,
 }
 
 impl ModelFile {
@@ -121,18 +121,17 @@ impl ModelFile {
         let entry = entry(name, precision).ok_or_else(|| ModelError::NotInManifest { name: name.into(), precision })?;
         let path = dir.join(entry.file);
         let open_err = |source| ModelError::Open { path: path.clone(), regenerate: entry.regenerate, source };
-        let file = File::open(&path).map_err(open_err)?;
-        let actual = file.metadata().map_err(open_err)?.len();
+        let actual = std::fs::metadata(&path).map_err(open_err)?.len();
         // Check the size before mapping: an empty file cannot be mapped, and a
         // short one would be hashed for nothing.
         if actual != entry.bytes {
             return Err(ModelError::Size { path, expected: entry.bytes, actual, regenerate: entry.regenerate });
         }
-        // SAFETY: the mapping is read-only. Another process truncating the file
-        // while it is mapped could fault a later read; we copy nothing out, so
-        // that hazard stays with the caller (see the reliability issue).
-        let map = unsafe { Mmap::map(&file) }.map_err(open_err)?;
+        // A file cut while mapped reads as zeros here, fails the checksum, and
+        // `check` says why (see `mapped`).
+        let map = crate::mapped::MappedFile::open(&path).map_err(open_err)?;
         let actual = sha256_hex(&map);
+        map.check().map_err(|e| ModelError::Changed(e.to_string()))?;
         if actual != entry.sha256 {
             return Err(ModelError::Checksum { path, expected: entry.sha256, actual, regenerate: entry.regenerate });
         }
@@ -143,8 +142,10 @@ impl ModelFile {
     pub fn typed_model(&self) -> Result<TypedModel, ModelError> {
         let load_err = |e: TractError| ModelError::Load { path: self.path.clone(), message: format!("{e:#}") };
         let shape: TVec<usize> = self.entry.input_shape.iter().copied().collect();
-        tract_onnx::onnx()
-            .model_for_read(&mut &self.map[..])
+        let parsed = tract_onnx::onnx().model_for_read(&mut &self.map[..]);
+        // The parse copied what it needs; the mapping must have held up until here.
+        self.map.check().map_err(|e| ModelError::Changed(e.to_string()))?;
+        parsed
             .and_then(|m| m.with_input_fact(0, f32::fact(shape).into()))
             .and_then(|m| m.into_typed())
             .map_err(load_err)

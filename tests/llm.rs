@@ -251,6 +251,28 @@ mod decoding {
     }
 
     #[test]
+    fn an_export_truncated_while_in_use_is_an_error_not_a_crash() {
+        // A private copy of the int8 export, loaded (an export is mapped as is).
+        let export = Llm::load(&gguf_path(), Precision::Int8).unwrap().export;
+        let copy = std::env::temp_dir().join(format!("emoedge-{}-cut.int8.gguf", std::process::id()));
+        std::fs::copy(&export, &copy).unwrap();
+        let llm = Llm::load(&copy, Precision::Int8).unwrap();
+        let prompt = llm.tokenizer.encode("The capital of France is", false).unwrap();
+        let before = llm.session().unwrap().generate(&prompt, 4, Sampling::default(), |_| {}).unwrap();
+        assert_eq!(before.tokens.len(), 4);
+        // Cut it to its first MiB while mapped: without the guard the next
+        // weight read is SIGBUS and this test process dies.
+        std::fs::File::options().write(true).open(&copy).unwrap().set_len(1 << 20).unwrap();
+        let err = llm.session().unwrap().generate(&prompt, 4, Sampling::default(), |_| {}).unwrap_err();
+        let err = format!("{err:#}");
+        assert!(err.contains("cut.int8.gguf") && err.contains("truncated while mapped"), "{err}");
+        drop(llm);
+        // Loading it again now fails cleanly too.
+        assert!(Llm::load(&copy, Precision::Int8).is_err());
+        std::fs::remove_file(&copy).unwrap();
+    }
+
+    #[test]
     fn a_prompt_longer_than_the_context_is_refused() {
         let llm = Llm::load(&gguf_path(), Precision::Fp32).unwrap();
         let too_long = vec![504u32; llm.config.max_ctx];

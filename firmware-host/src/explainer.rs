@@ -105,15 +105,17 @@ impl Explainer {
     }
 
     /// Serves jobs with `llm` until closed, publishing each answer; `shown`
-    /// receives each finished text (for the kiosk).
-    pub fn run(&self, llm: &Llm, bus: &Bus, max_tokens: usize, shown: impl Fn(u32, &str)) {
+    /// receives each finished text (for the kiosk). Returns true when it
+    /// stopped because the model file changed under it (reload it), false
+    /// when closed.
+    pub fn run(&self, llm: &Llm, bus: &Bus, max_tokens: usize, shown: impl Fn(u32, &str)) -> bool {
         let template = llm.tokenizer.chat_template.as_deref();
         let primed = match explain::primed_session(llm) {
             Ok(s) => s,
             Err(e) => {
                 log::error!("the language model cannot start a session: {e:#}; explanations are off");
                 self.close();
-                return;
+                return false;
             }
         };
         while !self.is_closed() {
@@ -141,12 +143,17 @@ impl Explainer {
                     self.done.fetch_add(1, Ordering::Relaxed);
                 }
                 Err(e) => {
+                    let changed = e.chain().any(|c| c.is::<emoedge::mapped::Changed>());
                     log::warn!("explaining face {} failed: {e:#}", face.id);
                     bus.publish(&serde_json::json!({"type": "explanation", "face": face.id.to_string(),
                         "trigger": match trigger { hri::Trigger::Ask { .. } => "ask", _ => "expression" },
                         "text": "", "tokens": 0, "ms": 0.0, "error": format!("{e:#}")}));
+                    if changed {
+                        return true;
+                    }
                 }
             }
         }
+        false
     }
 }

@@ -360,13 +360,23 @@ fn run(config: DaemonConfig, duration: Option<f64>) -> Result<(), (u8, anyhow::E
                     explainer.close();
                     return;
                 };
-                match emoedge::llm::session::Llm::load(&path, llm_cfg.precision) {
-                    Ok(llm) => explainer.run(&llm, &bus, llm_cfg.max_tokens, |id, text| {
-                        lock(&screen).explanation = Some((id, text.to_string()));
-                    }),
-                    Err(e) => {
-                        log::warn!("the LLM {} cannot be loaded: {e:#}; explanations are off", path.display());
-                        explainer.close();
+                // Loaded again when its file changes under it (see emoedge::mapped).
+                loop {
+                    match emoedge::llm::session::Llm::load(&path, llm_cfg.precision) {
+                        Ok(llm) => {
+                            let changed = explainer.run(&llm, &bus, llm_cfg.max_tokens, |id, text| {
+                                lock(&screen).explanation = Some((id, text.to_string()));
+                            });
+                            if !changed {
+                                break;
+                            }
+                            log::warn!("the LLM file changed while in use: loading it again");
+                        }
+                        Err(e) => {
+                            log::warn!("the LLM {} cannot be loaded: {e:#}; explanations are off", path.display());
+                            explainer.close();
+                            break;
+                        }
                     }
                 }
             }),

@@ -7,10 +7,10 @@
 //! against the file's size before it is used: a truncated or hostile file
 //! gives a [`GgufError`], never a panic or a huge allocation.
 
-use std::{collections::BTreeMap, fs::File, path::Path, sync::Arc};
+use std::{collections::BTreeMap, path::Path, sync::Arc};
 
+use crate::mapped::MappedFile;
 use half::f16;
-use memmap2::Mmap;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GgufError {
@@ -135,7 +135,7 @@ impl TensorInfo {
 /// An open GGUF file.
 pub struct Gguf {
     pub path: String,
-    map: Arc<Mmap>,
+    map: Arc<MappedFile>,
     /// Byte range of the metadata key/value section, copied verbatim on export.
     pub kv_bytes: std::ops::Range<usize>,
     pub kv_count: u64,
@@ -221,13 +221,17 @@ impl<'a> Cursor<'a> {
 impl Gguf {
     pub fn open(path: &Path) -> Result<Gguf, GgufError> {
         let name = path.display().to_string();
-        let file = File::open(path).map_err(|source| GgufError::Open { path: name.clone(), source })?;
-        // SAFETY: read-only mapping; see models::ModelFile for the truncation hazard.
-        let map = unsafe { Mmap::map(&file) }.map_err(|source| GgufError::Open { path: name.clone(), source })?;
+        // Guarded: a file cut while mapped reads as zeros and `check` says so.
+        let map = MappedFile::open(path).map_err(|source| GgufError::Open { path: name.clone(), source })?;
         Gguf::parse(map, name)
     }
 
-    fn parse(map: Mmap, path: String) -> Result<Gguf, GgufError> {
+    /// The mapping, to check that it still holds after reading weights from it.
+    pub fn mapping(&self) -> Arc<MappedFile> {
+        self.map.clone()
+    }
+
+    fn parse(map: MappedFile, path: String) -> Result<Gguf, GgufError> {
         let bytes: &[u8] = &map;
         let mut c = Cursor { bytes, pos: 0, path: &path };
         let magic: [u8; 4] = c.take(4, "magic")?.try_into().unwrap_or([0; 4]);

@@ -16,7 +16,7 @@ use std::{
     },
 };
 
-use memmap2::Mmap;
+use crate::mapped::MappedFile;
 use rayon::prelude::*;
 use tract_nnef::internal::*;
 
@@ -25,7 +25,7 @@ use super::kernels::{self, Activation, BlockQ8, Columns, RowFormat, QK};
 /// A row-major `[rows, cols]` weight matrix inside a memory-mapped file.
 #[derive(Clone)]
 pub struct MappedMatrix {
-    map: Arc<Mmap>,
+    map: Arc<MappedFile>,
     offset: usize,
     pub rows: usize,
     pub cols: usize,
@@ -54,7 +54,13 @@ impl Hash for MappedMatrix {
 
 impl MappedMatrix {
     /// Checks that the window lies inside the mapping and suits the kernels.
-    pub fn new(map: Arc<Mmap>, offset: usize, rows: usize, cols: usize, format: RowFormat) -> anyhow::Result<Self> {
+    pub fn new(
+        map: Arc<MappedFile>,
+        offset: usize,
+        rows: usize,
+        cols: usize,
+        format: RowFormat,
+    ) -> anyhow::Result<Self> {
         anyhow::ensure!(
             cols.is_multiple_of(QK),
             "a weight row of {cols} values is not a whole number of {QK}-value blocks"

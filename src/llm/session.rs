@@ -24,6 +24,8 @@ pub const PREFILL_CHUNK: usize = 128;
 
 pub struct Llm {
     plan: Arc<TypedSimplePlan>,
+    /// The export's mapping, which the weight ops read: checked after each step.
+    weights: Arc<crate::mapped::MappedFile>,
     pub tokenizer: Tokenizer,
     pub config: Config,
     pub precision: Precision,
@@ -42,6 +44,7 @@ impl Llm {
         let gguf = Gguf::open(&export)?;
         let tokenizer = Tokenizer::from_gguf(&gguf)?;
         let (config, model) = build(&gguf)?;
+        let weights = gguf.mapping();
         let plan = model.into_optimized()?.into_runnable()?;
         log::info!(
             "loaded {} at {precision} from {} in {:.1}s ({} kernels, {} thread(s))",
@@ -51,7 +54,7 @@ impl Llm {
             super::kernels::isa(),
             super::linear::threads()
         );
-        Ok(Llm { plan, tokenizer, config, precision, export, load_seconds: t.elapsed().as_secs_f64() })
+        Ok(Llm { plan, weights, tokenizer, config, precision, export, load_seconds: t.elapsed().as_secs_f64() })
     }
 
     /// A session whose cache already holds `prefix` (see [`Session`]).
@@ -114,6 +117,8 @@ impl Session<'_> {
             );
             let state = &mut self.state;
             let out = super::linear::on_pool(move || state.run(inputs))?;
+            // Logits computed from a file cut or rewritten meanwhile are not the model's.
+            self.llm.weights.check()?;
             self.logits = out[0].try_as_plain_ram()?.as_slice::<f32>()?.to_vec();
             self.tokens.extend_from_slice(chunk);
         }
