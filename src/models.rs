@@ -140,16 +140,28 @@ impl ModelFile {
 
     /// Parses the ONNX graph into tract's typed form, with the manifest's input shape.
     pub fn typed_model(&self) -> Result<TypedModel, ModelError> {
-        let load_err = |e: TractError| ModelError::Load { path: self.path.clone(), message: format!("{e:#}") };
-        let shape: TVec<usize> = self.entry.input_shape.iter().copied().collect();
-        let parsed = tract_onnx::onnx().model_for_read(&mut &self.map[..]);
+        let parsed = parse_onnx(&self.map, self.entry.input_shape, &self.path);
         // The parse copied what it needs; the mapping must have held up until here.
         self.map.check().map_err(|e| ModelError::Changed(e.to_string()))?;
         parsed
+    }
+}
+
+/// ONNX bytes into tract's typed form, `input_shape` fixed on the first
+/// input; `path` only names errors. tract answers malformed bytes with
+/// errors, and a panic inside it becomes one too: a model must never take a
+/// daemon down.
+pub fn parse_onnx(bytes: &[u8], input_shape: &[usize], path: &Path) -> Result<TypedModel, ModelError> {
+    let load_err = |message: String| ModelError::Load { path: path.to_path_buf(), message };
+    let shape: TVec<usize> = input_shape.iter().copied().collect();
+    std::panic::catch_unwind(|| {
+        tract_onnx::onnx()
+            .model_for_read(&mut &bytes[..])
             .and_then(|m| m.with_input_fact(0, f32::fact(shape).into()))
             .and_then(|m| m.into_typed())
-            .map_err(load_err)
-    }
+    })
+    .map_err(|_| load_err("the ONNX parser failed on this file (a panic inside tract)".into()))?
+    .map_err(|e| load_err(format!("{e:#}")))
 }
 
 /// The sha256 of `bytes`, as the manifest writes it: lowercase hex.

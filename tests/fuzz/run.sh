@@ -1,0 +1,57 @@
+#!/bin/bash
+# Builds the fuzz targets (cargo-fuzz, libFuzzer, AddressSanitizer) and runs
+# each for a while from its committed seed corpus.
+#
+#   bash tests/fuzz/run.sh                 # every target, 60 s each (CI)
+#   bash tests/fuzz/run.sh 600             # 10 minutes each
+#   bash tests/fuzz/run.sh 600 gguf image  # some targets
+#
+# Prints one line per target, "fuzz: ok TARGET runs=N seconds=S" or
+# "fuzz: FAIL TARGET ...", and exits non-zero on any crash, time-out or
+# out-of-memory. Findings go to target/fuzz/artifacts/TARGET/; the corpus each
+# run grows is kept in target/fuzz/corpus/TARGET/ (the committed seeds in
+# tests/fuzz/corpus/ are only read).
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$ROOT"
+SECONDS_EACH=${1:-60}
+shift || true
+TARGETS=("$@")
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(image onnx gguf request config)
+
+# cargo-fuzz, pinned. It needs -Z flags: the stable toolchain accepts them with
+# RUSTC_BOOTSTRAP=1, and ships the sanitizer runtimes, so no nightly is needed.
+if ! cargo fuzz --version 2>/dev/null | grep -q "0.13.2"; then
+    echo "fuzz: installing cargo-fuzz 0.13.2" >&2
+    cargo install cargo-fuzz --version 0.13.2 --locked
+fi
+export RUSTC_BOOTSTRAP=1
+# One build for every target.
+cargo fuzz build --fuzz-dir tests/fuzz --target-dir target/fuzz-build >&2
+
+status=0
+for t in "${TARGETS[@]}"; do
+    corpus=target/fuzz/corpus/$t
+    artifacts=target/fuzz/artifacts/$t
+    mkdir -p "$corpus" "$artifacts"
+    log=target/fuzz/$t.log
+    # -rss_limit_mb: the face models and a parsed GGUF stay well under it;
+    # -timeout: one input taking 10 s is a hang.
+    set +e
+    cargo fuzz run --fuzz-dir tests/fuzz --target-dir target/fuzz-build "$t" "$corpus" "tests/fuzz/corpus/$t" -- \
+        -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=3072 -artifact_prefix="$artifacts/" \
+        -print_final_stats=1 > "$log" 2>&1
+    rc=$?
+    set -e
+    runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo 0)
+    secs=$(grep -o 'Done [0-9]* runs in [0-9]* second' "$log" | grep -o 'in [0-9]*' | grep -o '[0-9]*' || echo "$SECONDS_EACH")
+    found=$(find "$artifacts" -type f | wc -l)
+    if [ "$rc" -eq 0 ] && [ "$found" -eq 0 ]; then
+        echo "fuzz: ok $t runs=$runs seconds=$secs corpus=$(find "$corpus" -type f | wc -l)"
+    else
+        echo "fuzz: FAIL $t exit=$rc findings=$found (see $log and $artifacts)"
+        grep -E "ERROR|panicked|SUMMARY" "$log" | head -n 5 >&2 || true
+        status=1
+    fi
+done
+exit $status
