@@ -98,6 +98,14 @@ fn broken_gguf_files_give_clear_errors() {
     let g = Gguf::open(&gguf_path()).unwrap();
     let e = g.tensor("blk.99.attn_q.weight").unwrap_err();
     assert!(matches!(e, GgufError::MissingTensor { .. }), "{e}");
+    // Found by the gguf fuzz target: dims whose block count times the block
+    // size overflows u64 once wrapped to a small size that "fit" the file.
+    let crash =
+        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fuzz/corpus/gguf/crash-mul-overflow.gguf")).unwrap();
+    let p = dir.join("overflow.gguf");
+    std::fs::write(&p, crash).unwrap();
+    let e = Gguf::open(&p).err().expect("an overflowing tensor size must be refused");
+    assert!(e.to_string().contains("absurdly large"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

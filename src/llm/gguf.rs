@@ -275,7 +275,11 @@ impl Gguf {
             tensors.push(TensorInfo { name, dims, kind, start: offset, end: None });
         }
         let alignment = metadata.get("general.alignment").and_then(Value::as_u64).unwrap_or(32).max(1);
-        let data_start = c.pos.div_ceil(alignment) * alignment;
+        // Every size below comes from the file: checked, never wrapped (found by fuzzing).
+        let data_start = c.pos.div_ceil(alignment).checked_mul(alignment).ok_or_else(|| GgufError::Corrupt {
+            path: path.clone(),
+            what: format!("general.alignment {alignment} is absurd"),
+        })?;
         let len = bytes.len() as u64;
         for t in &mut tensors {
             let count = t.dims.iter().try_fold(1u64, |a, d| a.checked_mul(*d));
@@ -290,7 +294,15 @@ impl Gguf {
                             ),
                         });
                     }
-                    Some(n / per_block * block_bytes)
+                    match (n / per_block).checked_mul(block_bytes) {
+                        Some(bytes) => Some(bytes),
+                        None => {
+                            return Err(GgufError::Corrupt {
+                                path: path.clone(),
+                                what: format!("tensor {} is absurdly large", t.name),
+                            })
+                        }
+                    }
                 }
                 (None, _) => {
                     return Err(GgufError::Corrupt {
