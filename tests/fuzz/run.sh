@@ -2,7 +2,7 @@
 # Builds the fuzz targets (cargo-fuzz, libFuzzer, AddressSanitizer) and runs
 # each for a while from its committed seed corpus.
 #
-#   bash tests/fuzz/run.sh                 # every target, 60 s each (CI)
+#   bash tests/fuzz/run.sh                 # every target, 60 s each
 #   bash tests/fuzz/run.sh 600             # 10 minutes each
 #   bash tests/fuzz/run.sh 600 gguf image  # some targets
 #
@@ -19,29 +19,16 @@ shift || true
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=(image onnx gguf request config)
 
-# FUZZ_BUILD=asan (the default for long runs): cargo fuzz's build, every crate
-# instrumented, with AddressSanitizer. FUZZ_BUILD=light (CI): the same
-# libFuzzer targets with coverage and debug assertions on our crates only,
-# no sanitizer (tests/fuzz/Cargo.toml, profile fuzz-light), which builds in
-# minutes instead of CI's whole budget.
-BUILD=${FUZZ_BUILD:-asan}
-# Both need -Z features: the stable toolchain accepts them with
+# cargo fuzz's build: every crate instrumented for coverage, with
+# AddressSanitizer. It needs -Z flags: the stable toolchain accepts them with
 # RUSTC_BOOTSTRAP=1, and ships the sanitizer runtimes, so no nightly is needed.
 export RUSTC_BOOTSTRAP=1
-case $BUILD in
-    asan)
-        # cargo-fuzz, pinned, installed here if missing.
-        if ! cargo fuzz --version 2>/dev/null | grep -q "0.13.2"; then
-            echo "fuzz: installing cargo-fuzz 0.13.2" >&2
-            cargo install cargo-fuzz --version 0.13.2 --locked
-        fi
-        cargo fuzz build --fuzz-dir tests/fuzz --target-dir target/fuzz-build >&2
-        BIN=target/fuzz-build/x86_64-unknown-linux-gnu/release ;;
-    light)
-        cargo build --manifest-path tests/fuzz/Cargo.toml --profile fuzz-light --target-dir target/fuzz-light --bins >&2
-        BIN=target/fuzz-light/fuzz-light ;;
-    *) echo "fuzz: FUZZ_BUILD must be asan or light" >&2; exit 2 ;;
-esac
+if ! cargo fuzz --version 2>/dev/null | grep -q "0.13.2"; then
+    echo "fuzz: installing cargo-fuzz 0.13.2" >&2
+    cargo install cargo-fuzz --version 0.13.2 --locked
+fi
+cargo fuzz build --fuzz-dir tests/fuzz --target-dir target/fuzz-build >&2
+BIN=target/fuzz-build/x86_64-unknown-linux-gnu/release
 
 status=0
 for t in "${TARGETS[@]}"; do
@@ -68,7 +55,7 @@ for t in "${TARGETS[@]}"; do
     # an ASan build), which -timeout above already bounds.
     found=$(find "$artifacts" -type f ! -name 'slow-unit-*' | wc -l)
     if [ "$rc" -eq 0 ] && [ "$found" -eq 0 ]; then
-        echo "fuzz: ok $t runs=$runs seconds=$secs corpus=$(find "$corpus" -type f | wc -l) build=$BUILD"
+        echo "fuzz: ok $t runs=$runs seconds=$secs corpus=$(find "$corpus" -type f | wc -l)"
     else
         echo "fuzz: FAIL $t exit=$rc findings=$found (see $log and $artifacts)"
         grep -E "ERROR|panicked|SUMMARY" "$log" | head -n 5 >&2 || true
