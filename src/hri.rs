@@ -12,6 +12,7 @@
 use serde_json::{json, Map, Value};
 
 use crate::{
+    analysis::round,
     heads::Emotion,
     track::{Change, Track, Tracker},
 };
@@ -180,11 +181,6 @@ impl Request {
             Request::Ask { id, .. } => id.as_ref(),
         }
     }
-}
-
-fn round(v: f32, digits: i32) -> f64 {
-    let f = 10f64.powi(digits);
-    (v as f64 * f).round() / f
 }
 
 #[cfg(test)]

@@ -145,9 +145,9 @@ impl Explainer {
                 Err(e) => {
                     let changed = e.chain().any(|c| c.is::<emoedge::mapped::Changed>());
                     log::warn!("explaining face {} failed: {e:#}", face.id);
-                    bus.publish(&serde_json::json!({"type": "explanation", "face": face.id.to_string(),
-                        "trigger": match trigger { hri::Trigger::Ask { .. } => "ask", _ => "expression" },
-                        "text": "", "tokens": 0, "ms": 0.0, "error": format!("{e:#}")}));
+                    let mut event = hri::explanation_event(face.id, &trigger, "", 0, 0.0);
+                    event["error"] = format!("{e:#}").into();
+                    bus.publish(&event);
                     if changed {
                         return true;
                     }
