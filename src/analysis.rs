@@ -124,7 +124,7 @@ impl Analysis {
 }
 
 /// Rounds for output, so JSON lines stay short and diffable.
-pub(crate) fn round(v: f32, digits: i32) -> f64 {
+pub fn round(v: f32, digits: i32) -> f64 {
     let f = 10f64.powi(digits);
     (v as f64 * f).round() / f
 }

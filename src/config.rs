@@ -16,6 +16,10 @@
 //! max_missed = 15       # frames a face may go unseen before its track ends
 //! smoothing = 0.35      # weight of the newest frame in the smoothed emotions
 //! switch_margin = 0.1   # lead another emotion needs over the current label to replace it
+//! [video]               # clips (emoedge analyze clip.mp4)
+//! forget_after = 1.0    # seconds a face may go unseen before its track ends
+//! min_confidence = 0.5  # face confidence a frame needs to count towards the clip label
+//! mjpeg_fps = 30.0      # the rate assumed for raw MJPEG streams (they carry no timing)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -33,6 +37,7 @@ pub struct Config {
     pub mesh: MeshConfig,
     pub attributes: AttributesConfig,
     pub track: crate::track::TrackConfig,
+    pub video: crate::clip::VideoConfig,
 }
 
 #[derive(Clone, Debug, Deserialize)]

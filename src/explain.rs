@@ -87,6 +87,49 @@ pub fn prompt(face: &Face, question: Option<&str>, template: Option<&str>) -> Re
     Ok((text, prefix))
 }
 
+/// The system turn for a clip: the dynamics, not a single frame.
+pub const DYNAMICS_SYSTEM: &str = "You are an expert in facial expression analysis. From the measured timeline of \
+one person's face in a video, describe in two sentences how the expression changes over time, citing the \
+facial movements and when they happen.";
+
+/// An emotion as the adjective that completes "the person looks ...".
+fn adjective(e: Emotion) -> &'static str {
+    match e {
+        Emotion::Neutral => "neutral",
+        Emotion::Happiness => "happy",
+        Emotion::Sadness => "sad",
+        Emotion::Surprise => "surprised",
+        Emotion::Fear => "afraid",
+        Emotion::Disgust => "disgusted",
+        Emotion::Anger => "angry",
+    }
+}
+
+/// The prompt for explaining a track's dynamics, and its forced prefix
+/// (the first segment's label, so the story starts from the measurement).
+/// A free `question` replaces the default one and gets no forced prefix.
+pub fn dynamics_prompt(
+    timeline: &crate::timeline::Timeline,
+    min_confidence: f32,
+    smoothing: f32,
+    question: Option<&str>,
+    template: Option<&str>,
+) -> Result<(String, String), TemplateError> {
+    let evidence = timeline.describe(min_confidence, smoothing);
+    let ask = question.unwrap_or("How does this person's expression change over the clip, and why?");
+    let turns = [("system", DYNAMICS_SYSTEM.to_string()), ("user", format!("{evidence}\n\n{ask}"))];
+    let segments = timeline.segments();
+    let prefix = match segments.as_slice() {
+        _ if question.is_some() => String::new(),
+        [] => String::new(),
+        [only] => format!("The person looks {} throughout", adjective(only.expression)),
+        [first, ..] => format!("At first the person looks {}", adjective(first.expression)),
+    };
+    let mut text = render_chat(template, &turns)?;
+    text.push_str(&prefix);
+    Ok((text, prefix))
+}
+
 /// The part of every prompt that comes before the face: the rendered system
 /// turn and the opening of the user turn. A session primed with it once only
 /// has to read the face's own evidence when an Analysis arrives.

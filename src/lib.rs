@@ -5,8 +5,11 @@
 //! [`prior`] derives pose and action-unit cues, [`heads`] reads emotion, age
 //! and gender, [`analysis`] gathers it all, and [`sink`] shows it. [`models`]
 //! loads and verifies the model files; [`pipeline`] wires the stages.
+//! Streams add [`track`] (stable IDs across frames), [`timeline`] (a track's
+//! expression over time) and [`clip`] (a video file through all of it).
 
 pub mod analysis;
+pub mod clip;
 pub mod bench;
 pub mod config;
 pub mod crop;
@@ -23,6 +26,7 @@ pub mod prior;
 pub mod roofline;
 pub mod sink;
 pub mod source;
+pub mod timeline;
 pub mod track;
 
 /// The git revision this binary was built from.

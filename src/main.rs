@@ -9,6 +9,10 @@ use std::{
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+mod cli {
+    pub mod clip;
+}
+
 use emoedge::{
     config::Config,
     models::{self, Cpu, ModelFile, Precision},
@@ -18,10 +22,11 @@ use emoedge::{
 
 const EXIT_CODES: &str = "\
 Exit codes:
-  0  every picture was analysed and had at least one face
-  1  every picture was analysed, but some had no face
+  0  every picture and clip was analysed and had at least one face
+  1  every picture and clip was analysed, but some had no face
   2  usage or configuration error
-  3  a picture could not be read or decoded (the others are still analysed)
+  3  a picture or clip could not be read or decoded, or a clip ended early
+     (the others are still analysed)
   4  a model file is missing, corrupt or cannot be loaded
   5  an output could not be written
 
@@ -65,19 +70,35 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Find every face in each picture and read its expression, action units, pose, age and gender.
+    /// Find every face in each picture or video clip and read its expression, action units, pose,
+    /// age and gender. In a clip, faces are tracked (stable IDs), and each track gets an emotion
+    /// timeline, AU time series, expression segments (onset, apex, offset) and a clip-level label.
     #[command(after_help = EXIT_CODES)]
     Analyze {
-        /// JPEG or PNG pictures.
-        #[arg(required = true)]
+        /// JPEG or PNG pictures, or video clips: .mp4 .mkv .avi .webm .mov (through ffmpeg),
+        /// .y4m and raw MJPEG (.mjpeg), in any mix.
+        #[arg(required = true, value_name = "FILES")]
         images: Vec<PathBuf>,
-        /// Print one JSON object per picture (one per line), with REP-155 field names.
+        /// Print one JSON object per picture (one per line), with REP-155 field names. For a
+        /// clip: one {"frame", "t", "faces"} line per analysed frame (face IDs are track IDs),
+        /// then one {"summary": {"tracks": [...]}} line.
         #[arg(long)]
         json: bool,
         /// Write a PNG with boxes, landmarks, labels and AU bars. With several
-        /// pictures, a directory that receives <name>.annotated.png for each.
+        /// pictures, a directory that receives <name>.annotated.png for each. For a clip:
+        /// an annotated video (.mp4, .mkv, ... through ffmpeg; .y4m), or a folder of PNGs
+        /// for a path without an extension.
         #[arg(long, value_name = "PATH")]
         annotate: Option<PathBuf>,
+        /// Clips: write the emotion and AU timeline of each track as a PNG.
+        #[arg(long, value_name = "PNG")]
+        plot: Option<PathBuf>,
+        /// Clips: analyse every Nth frame.
+        #[arg(long, value_name = "N", conflicts_with = "fps")]
+        every: Option<u32>,
+        /// Clips: analyse at most F frames per second of video.
+        #[arg(long, value_name = "F")]
+        fps: Option<f64>,
         /// Model precision: fp32, fp16 or int8 [default: from the config, else fp32].
         #[arg(long)]
         precision: Option<Precision>,
@@ -205,11 +226,39 @@ fn run(cli: Cli) -> Result<u8, Failure> {
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     emoedge::llm::linear::set_threads(cli.threads.unwrap_or(cores));
     match cli.command {
-        Command::Analyze { images, json, annotate, precision, explain, ask, llm, llm_precision } => {
+        Command::Analyze {
+            images,
+            json,
+            annotate,
+            plot,
+            every,
+            fps,
+            precision,
+            explain,
+            ask,
+            llm,
+            llm_precision,
+        } => {
             let precision = precision.or(config.precision).unwrap_or(Precision::Fp32);
+            let pick = match (every, fps) {
+                (Some(0), _) => return Err(Failure(2, anyhow::anyhow!("--every needs a whole number of at least 1"))),
+                (_, Some(f)) if !(f > 0.0 && f.is_finite()) => {
+                    return Err(Failure(2, anyhow::anyhow!("--fps needs a positive rate, not {f}")))
+                }
+                (_, Some(f)) => source::video::Pick::Fps(f),
+                (n, None) => source::video::Pick::Every(n.unwrap_or(1)),
+            };
             let llm = if explain || ask.is_some() { Some(load_llm(llm, llm_precision)?) } else { None };
             let talk = llm.as_ref().map(|l| (l, ask.as_deref()));
-            analyze(&dir, precision, config, &images, json, annotate.as_deref(), talk)
+            let outputs = cli::clip::ClipOutputs {
+                json,
+                annotate: annotate.as_deref(),
+                plot: plot.as_deref(),
+                pick,
+                talk,
+                many: images.iter().filter(|p| source::video::is_video(p)).count() > 1,
+            };
+            analyze(&dir, precision, config, &images, &outputs)
         }
         Command::Generate { model, prompt, n, temp, top_p, seed, precision, special, tokens } => {
             let llm = load_llm(model, precision)?;
@@ -291,16 +340,19 @@ fn analyze(
     dir: &Path,
     precision: Precision,
     config: Config,
-    images: &[PathBuf],
-    json: bool,
-    annotate: Option<&Path>,
-    talk: Option<(&emoedge::llm::session::Llm, Option<&str>)>,
+    inputs: &[PathBuf],
+    out: &cli::clip::ClipOutputs,
 ) -> Result<u8, Failure> {
     let pipeline = Pipeline::load(dir, precision, &Cpu, config).map_err(|e| Failure(4, e.into()))?;
     log::info!("models from {} at {precision}", dir.display());
+    let (clips, images): (Vec<&PathBuf>, Vec<&PathBuf>) = inputs.iter().partition(|p| source::video::is_video(p));
+    let (json, annotate, talk) = (out.json, out.annotate, out.talk);
     let stdout = std::io::stdout();
     let mut code = 0u8;
-    for path in images {
+    for path in clips {
+        code = code.max(cli::clip::analyze(&pipeline, path, out)?);
+    }
+    for path in images.iter().copied() {
         let name = path.display().to_string();
         let t = Instant::now();
         let frame = match source::read_image(path) {

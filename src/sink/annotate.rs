@@ -41,21 +41,43 @@ impl DrawTarget for Canvas<'_> {
     }
 }
 
-/// Draws the analysis over a copy of the frame.
-pub fn draw(frame: &Frame, analysis: &Analysis) -> RgbImage {
+/// A copy of the frame, scaled down so its longest side is at most
+/// [`MAX_SIDE`], and the scale applied.
+fn scaled_copy(frame: &Frame) -> (RgbImage, f32) {
     let long = frame.width().max(frame.height());
-    let (mut img, k) = if long > MAX_SIDE {
+    if long > MAX_SIDE {
         let k = MAX_SIDE as f32 / long as f32;
         let (w, h) =
             (((frame.width() as f32 * k).round() as u32).max(1), ((frame.height() as f32 * k).round() as u32).max(1));
         (image::imageops::resize(&frame.image, w, h, image::imageops::FilterType::Triangle), k)
     } else {
         (frame.image.clone(), 1.0)
-    };
+    }
+}
+
+/// Draws the analysis over a copy of the frame.
+pub fn draw(frame: &Frame, analysis: &Analysis) -> RgbImage {
+    let (mut img, k) = scaled_copy(frame);
     let mut canvas = Canvas(&mut img);
     for face in &analysis.faces {
         draw_face(&mut canvas, face, face.emotions.top(), k, Point::zero());
     }
+    img
+}
+
+/// One frame of an annotated clip: each track's face with its ID and
+/// smoothed label, and `caption` (the time) in the corner.
+pub fn draw_tracks(frame: &Frame, tracks: &[&crate::track::Track], caption: &str) -> RgbImage {
+    let (mut img, k) = scaled_copy(frame);
+    let mut canvas = Canvas(&mut img);
+    for t in tracks {
+        draw_face(&mut canvas, &t.face, (t.label, t.smoothed.get(t.label)), k, Point::zero());
+    }
+    let font = MonoTextStyle::new(&FONT_9X15_BOLD, Rgb888::WHITE);
+    let _ = Rectangle::new(Point::new(0, 0), Size::new(caption.len() as u32 * 9 + 6, 17))
+        .into_styled(PrimitiveStyle::with_fill(Rgb888::new(20, 20, 20)))
+        .draw(&mut canvas);
+    let _ = Text::with_baseline(caption, Point::new(3, 1), font, Baseline::Top).draw(&mut canvas);
     img
 }
 

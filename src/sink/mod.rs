@@ -3,5 +3,7 @@
 //! `Analysis::to_json`, HRI events from [`crate::hri`].
 
 pub mod annotate;
+pub mod clip;
 pub mod kiosk;
+pub mod plot;
 pub mod terminal;

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use crate::{analysis::Analysis, prior::ActionUnit};
+use crate::{analysis::Analysis, clip::ClipAnalysis, prior::ActionUnit};
 
 /// AU cues at or above this are listed as active.
 pub const ACTIVE_AU: f32 = 0.3;
@@ -69,6 +69,65 @@ pub fn render(analysis: &Analysis) -> String {
             s,
             "    times (ms)   landmarks {:.1}, prior {:.2}, emotion {:.1}, age/gender {:.1}",
             t.landmarks, t.prior, t.emotion, t.attributes
+        );
+    }
+    s
+}
+
+/// A clip's summary: one block per track.
+pub fn render_clip(clip: &ClipAnalysis) -> String {
+    let mut s = String::new();
+    let i = &clip.info;
+    let _ = writeln!(
+        s,
+        "{}  {}×{}  {}  {:.2} fps  {} frames read, {} analysed in {:.1} s ({:.1} frames/s)",
+        clip.source,
+        i.width,
+        i.height,
+        i.format,
+        i.fps,
+        clip.frames_read,
+        clip.frames_analysed,
+        clip.seconds,
+        clip.frames_per_second()
+    );
+    if let Some(e) = &clip.stopped {
+        let _ = writeln!(s, "  stopped early: {e}");
+    }
+    if clip.frames_analysed == 0 {
+        let _ = writeln!(s, "  no frames to analyse{}", if clip.stopped.is_some() { "" } else { ": the clip is empty" });
+    } else if clip.timelines.is_empty() {
+        let _ = writeln!(s, "  no face in any analysed frame");
+    }
+    for t in &clip.timelines {
+        let label = t
+            .clip_label(clip.min_confidence)
+            .map_or("no label".to_string(), |l| format!("{} {:.2} over the clip", l.expression, l.confidence));
+        let _ = writeln!(
+            s,
+            "  track {}  {:.1}–{:.1} s ({} frames)  {label}  age {:.0}, {}",
+            t.id,
+            t.first_t(),
+            t.last_t(),
+            t.samples.len(),
+            t.attributes.age,
+            t.attributes.gender.as_str()
+        );
+        let segments: Vec<String> = t
+            .segments()
+            .iter()
+            .map(|g| format!("{} {:.1}–{:.1} s (apex {:.2} at {:.1} s)", g.expression, g.start, g.end, g.peak, g.apex))
+            .collect();
+        let _ = writeln!(s, "    segments      {}", segments.join(" → "));
+        let rises: Vec<String> = t
+            .au_rises(clip.smoothing)
+            .iter()
+            .map(|r| format!("AU{} {} from {:.1} s (peak {:.2})", r.au.number(), r.au.name(), r.from, r.peak))
+            .collect();
+        let _ = writeln!(
+            s,
+            "    action units  {}",
+            if rises.is_empty() { format!("none above {ACTIVE_AU}") } else { rises.join(", ") }
         );
     }
     s

@@ -44,7 +44,7 @@ pub enum BufferError {
 
 /// BT.601 limited-range YUV to RGB in 8.8 fixed point, as webcams encode it.
 #[inline]
-fn yuv_to_rgb(y: u8, u: u8, v: u8) -> [u8; 3] {
+pub(crate) fn yuv_to_rgb(y: u8, u: u8, v: u8) -> [u8; 3] {
     let c = 298 * (y as i32 - 16);
     let (d, e) = (u as i32 - 128, v as i32 - 128);
     let clip = |x: i32| ((x + 128) >> 8).clamp(0, 255) as u8;
@@ -112,18 +112,30 @@ pub fn buffer_to_frame(
 /// mean of its two pixels. The width must be even.
 pub fn rgb_to_yuyv(image: &RgbImage) -> Vec<u8> {
     let mut out = Vec::with_capacity(image.width() as usize * image.height() as usize * 2);
-    let luma = |p: &[u8]| (((66 * p[0] as i32 + 129 * p[1] as i32 + 25 * p[2] as i32 + 128) >> 8) + 16) as u8;
     for row in image.as_raw().chunks_exact(image.width() as usize * 3) {
         for pair in row.chunks_exact(6) {
             let (a, b) = (&pair[..3], &pair[3..]);
             let (r, g, bl) =
                 ((a[0] as i32 + b[0] as i32) / 2, (a[1] as i32 + b[1] as i32) / 2, (a[2] as i32 + b[2] as i32) / 2);
-            let u = (((-38 * r - 74 * g + 112 * bl + 128) >> 8) + 128).clamp(0, 255) as u8;
-            let v = (((112 * r - 94 * g - 18 * bl + 128) >> 8) + 128).clamp(0, 255) as u8;
+            let (u, v) = chroma(r, g, bl);
             out.extend_from_slice(&[luma(a), u, luma(b), v]);
         }
     }
     out
+}
+
+/// BT.601 limited-range luma of an RGB pixel.
+#[inline]
+pub(crate) fn luma(p: &[u8]) -> u8 {
+    (((66 * p[0] as i32 + 129 * p[1] as i32 + 25 * p[2] as i32 + 128) >> 8) + 16) as u8
+}
+
+/// BT.601 limited-range chroma (U, V) of an RGB value (a mean of pixels).
+#[inline]
+pub(crate) fn chroma(r: i32, g: i32, b: i32) -> (u8, u8) {
+    let u = (((-38 * r - 74 * g + 112 * b + 128) >> 8) + 128).clamp(0, 255) as u8;
+    let v = (((112 * r - 94 * g - 18 * b + 128) >> 8) + 128).clamp(0, 255) as u8;
+    (u, v)
 }
 
 /// `photo` scaled to fit a `width`×`height` view, centred on dark gray, as a

@@ -89,3 +89,6 @@ pub fn decode_image(bytes: &[u8], name: &str) -> Result<Frame, SourceError> {
 }
 
 pub mod camera;
+#[cfg(feature = "ffmpeg")]
+pub(crate) mod ffmpeg;
+pub mod video;
