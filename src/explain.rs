@@ -122,12 +122,47 @@ pub fn dynamics_prompt(
     let prefix = match segments.as_slice() {
         _ if question.is_some() => String::new(),
         [] => String::new(),
-        [only] => format!("The person looks {} throughout", adjective(only.expression)),
-        [first, ..] => format!("At first the person looks {}", adjective(first.expression)),
+        [only] => format!("The person looks {} throughout, because", adjective(only.expression)),
+        [first, next, ..] => format!(
+            "At first the person looks {}; from {:.1} s they look {}, because",
+            adjective(first.expression),
+            next.from,
+            adjective(next.expression)
+        ),
     };
     let mut text = render_chat(template, &turns)?;
     text.push_str(&prefix);
     Ok((text, prefix))
+}
+
+/// The LLM's account of a track's dynamics: the forced prefix and two
+/// sentences, each piece of text passed to `on_text` as it comes (the
+/// prefix first). The small model rambles on past two sentences, so
+/// generation stops at the second full stop.
+pub fn explain_dynamics(
+    llm: &crate::llm::session::Llm,
+    timeline: &crate::timeline::Timeline,
+    min_confidence: f32,
+    smoothing: f32,
+    question: Option<&str>,
+    mut on_text: impl FnMut(&str),
+) -> anyhow::Result<String> {
+    let template = llm.tokenizer.chat_template.as_deref();
+    let (prompt, prefix) = dynamics_prompt(timeline, min_confidence, smoothing, question, template)?;
+    let ids = llm.tokenizer.encode(&prompt, true)?;
+    on_text(&prefix);
+    let mut text = prefix;
+    let sentences = |t: &str| t.matches(". ").count() + usize::from(t.ends_with('.'));
+    llm.session()?.generate_while(&ids, 60, crate::llm::sampler::Sampling::default(), |piece| {
+        text.push_str(piece);
+        let done = sentences(&text) >= 2;
+        on_text(if done { piece.rfind('.').map_or(piece, |e| &piece[..=e]) } else { piece });
+        !done
+    })?;
+    if let Some((end, _)) = text.match_indices(". ").nth(1) {
+        text.truncate(end + 1);
+    }
+    Ok(text.trim().to_string())
 }
 
 /// The part of every prompt that comes before the face: the rendered system

@@ -419,3 +419,33 @@ fn the_cli_writes_json_lines_a_plot_and_an_annotated_video() {
     }
     assert_eq!(n, 12);
 }
+
+/// The compact LLaMA's account of a neutral-to-happy clip: it starts from
+/// the measured labels and the time of the change, then gives a reason that
+/// cites a cue of the happy part (a smile, the lip corners, the cheeks) and
+/// claims no other emotion.
+#[test]
+fn the_llm_explains_the_change() {
+    use emoedge::llm::{bundled_gguf, session::Llm};
+    let dir = common::scratch("video-llm");
+    let (a, b) = (astronaut(320), lfw("lfw-007-neutral.png", 150));
+    let mut frames = vec![scene(&[(&b, 245, 150)]); 12];
+    frames.extend(vec![scene(&[(&a, 160, 80)]); 12]);
+    let path = dir.join("change.y4m");
+    write_y4m(&path, &frames);
+    let (c, _) = analyze(&pipeline(), &path, Pick::Every(1));
+    assert_eq!(c.timelines.len(), 1, "the tracker follows the face across the cut");
+    let timeline = &c.timelines[0];
+    let gguf = bundled_gguf().expect("the SmolLM2 GGUF is missing: run `bash .ci/setup`");
+    let llm = Llm::load(&gguf, Precision::Int8).expect("loading the LLM");
+    let mut streamed = String::new();
+    let text = emoedge::explain::explain_dynamics(&llm, timeline, 0.5, c.smoothing, None, |t| streamed.push_str(t))
+        .expect("explaining");
+    println!("{text}");
+    assert_eq!(streamed.trim(), text, "the stream and the result agree");
+    assert!(text.starts_with("At first the person looks neutral; from 1."), "{text}");
+    let (_, reason) = text.split_once("because").expect("a reason");
+    let reason = reason.to_lowercase();
+    assert!(["smil", "lip corner", "cheek", "mouth"].iter().any(|w| reason.contains(w)), "no happy cue: {text}");
+    assert!(!["sad", "anger", "angry", "fear", "afraid", "disgust"].iter().any(|w| reason.contains(w)), "{text}");
+}

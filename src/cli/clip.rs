@@ -99,6 +99,9 @@ pub fn analyze(pipeline: &Pipeline, path: &Path, out: &ClipOutputs) -> Result<u8
             log::info!("wrote {}", t.display());
         }
     }
+    if !out.json {
+        print!("{}", sink::terminal::render_clip(&analysis));
+    }
     let explanations = match out.talk {
         Some((llm, ask)) => explain(llm, ask, &analysis, !out.json)?,
         None => Vec::new(),
@@ -111,8 +114,6 @@ pub fn analyze(pipeline: &Pipeline, path: &Path, out: &ClipOutputs) -> Result<u8
             }
         }
         writeln!(stdout.lock(), "{summary}").context("writing to stdout").map_err(|e| Failure(5, e))?;
-    } else {
-        print!("{}", sink::terminal::render_clip(&analysis));
     }
     if let Some(plot) = out.plot {
         let file = per_input(plot, path, out.many, "timeline.png");
@@ -144,26 +145,19 @@ pub fn analyze(pipeline: &Pipeline, path: &Path, out: &ClipOutputs) -> Result<u8
 
 /// The LLM's account of each track's dynamics; streamed to stdout when `stream`.
 fn explain(llm: &Llm, ask: Option<&str>, clip: &ClipAnalysis, stream: bool) -> Result<Vec<String>, Failure> {
-    let template = llm.tokenizer.chat_template.as_deref();
     let mut texts = Vec::new();
     for timeline in &clip.timelines {
-        let (prompt, prefix) =
-            emoedge::explain::dynamics_prompt(timeline, clip.min_confidence, clip.smoothing, ask, template)
-                .map_err(|e| Failure(4, e.into()))?;
-        let ids = llm.tokenizer.encode(&prompt, true).map_err(|e| Failure(2, e.into()))?;
-        let mut session = llm.session()?;
         let mut out = std::io::stdout();
         if stream {
-            let _ = write!(out, "  track {} says: {prefix}", timeline.id);
+            let _ = write!(out, "  track {} says: ", timeline.id);
         }
-        let mut text = prefix.clone();
-        session.generate(&ids, 64, emoedge::llm::sampler::Sampling::default(), |t| {
-            text.push_str(t);
+        let text = emoedge::explain::explain_dynamics(llm, timeline, clip.min_confidence, clip.smoothing, ask, |t| {
             if stream {
                 let _ = out.write_all(t.as_bytes());
                 let _ = out.flush();
             }
-        })?;
+        })
+        .map_err(|e| Failure(4, e))?;
         if stream {
             println!();
         }

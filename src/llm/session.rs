@@ -156,6 +156,20 @@ impl Session<'_> {
         sampling: Sampling,
         mut on_text: impl FnMut(&str),
     ) -> Result<Generated> {
+        self.generate_while(prompt, max_tokens, sampling, |t| {
+            on_text(t);
+            true
+        })
+    }
+
+    /// [`Session::generate`], which also stops once `on_text` returns false.
+    pub fn generate_while(
+        &mut self,
+        prompt: &[u32],
+        max_tokens: usize,
+        sampling: Sampling,
+        mut on_text: impl FnMut(&str) -> bool,
+    ) -> Result<Generated> {
         if prompt.is_empty() {
             bail!("the prompt is empty");
         }
@@ -186,11 +200,15 @@ impl Session<'_> {
             // Decode the whole answer and stream what is new: a multi-byte
             // character may span tokens, so a lone token can decode to nothing.
             let text = tok.decode(&out.tokens)?;
+            let mut more = true;
             if text.len() > shown && text.is_char_boundary(shown) && !text.ends_with('\u{FFFD}') {
-                on_text(&text[shown..]);
+                more = on_text(&text[shown..]);
                 shown = text.len();
             }
             out.text = text;
+            if !more {
+                break;
+            }
             if i + 1 < max_tokens {
                 self.feed(&[next])?;
             }
