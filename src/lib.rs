@@ -9,11 +9,13 @@
 //! expression over time) and [`clip`] (a video file through all of it).
 
 pub mod analysis;
+pub mod backend;
 pub mod clip;
 pub mod bench;
 pub mod config;
 pub mod crop;
 pub mod detect;
+pub mod doctor;
 pub mod explain;
 pub mod heads;
 pub mod hri;

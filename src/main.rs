@@ -64,6 +64,10 @@ struct Cli {
     /// Threads for the compact LLaMA (its weight kernels and attention) [default: one per core].
     #[arg(long, global = true, env = "EMOEDGE_THREADS")]
     threads: Option<usize>,
+    /// Where the face models run: cuda when built with the `cuda` feature and a GPU works here,
+    /// else the CPU (auto); or force one. A CUDA that cannot run falls back to the CPU, saying why.
+    #[arg(long, global = true, env = "EMOEDGE_DEVICE", default_value = "auto")]
+    device: emoedge::backend::Device,
     #[command(subcommand)]
     command: Command,
 }
@@ -160,6 +164,19 @@ enum Command {
     },
     /// List the models in the manifest and verify each file's sha256.
     Models,
+    /// Report what this board is and what emoedge can do on it: the backends found, the CPU
+    /// and its features (NEON, fp16, dot product / AVX2, FMA, F16C), the memory bandwidth
+    /// measured now, the cameras, the models with their checksums, and the LLM decode speed the
+    /// roofline allows (bandwidth ÷ bytes per token) beside a quick measured one. Exits 4 when
+    /// a model or the LLM is broken.
+    Doctor {
+        /// Print the report as one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Skip the LLM's measured decode (a few seconds), and probe less memory.
+        #[arg(long)]
+        quick: bool,
+    },
     /// Measure emoedge beside the reference runtimes, in one run, as ratios:
     /// each face model and the per-frame pipeline against onnxruntime (same
     /// ONNX file and input, one thread each); the compact LLaMA against
@@ -258,7 +275,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
                 talk,
                 many: images.iter().filter(|p| source::video::is_video(p)).count() > 1,
             };
-            analyze(&dir, precision, config, &images, &outputs)
+            analyze(&dir, cli.device, precision, config, &images, &outputs)
         }
         Command::Generate { model, prompt, n, temp, top_p, seed, precision, special, tokens } => {
             let llm = load_llm(model, precision)?;
@@ -287,6 +304,24 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         }
         Command::Convert { source, precision, out, manifest } => convert(&source, precision, out, manifest),
         Command::Models => verify_models(&dir),
+        Command::Doctor { json, quick } => {
+            let llm = if quick { None } else { emoedge::llm::bundled_gguf() };
+            let opts = emoedge::doctor::Options {
+                models: &dir,
+                llm: llm.as_deref(),
+                bandwidth_bytes: if quick { 64 << 20 } else { 512 << 20 },
+            };
+            let spinner = indicatif::ProgressBar::new_spinner().with_message("measuring");
+            spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+            let report = emoedge::doctor::examine(&opts);
+            spinner.finish_and_clear();
+            if json {
+                println!("{}", report.to_json());
+            } else {
+                print!("{}", report.render());
+            }
+            Ok(if report.ok() { 0 } else { 4 })
+        }
         Command::Bench { repeat, image, out, quick } => {
             bench(&dir, config, if quick { 1 } else { repeat }, image, out.as_deref(), quick)
         }
@@ -338,12 +373,16 @@ fn explain_faces(
 
 fn analyze(
     dir: &Path,
+    device: emoedge::backend::Device,
     precision: Precision,
     config: Config,
     inputs: &[PathBuf],
     out: &cli::clip::ClipOutputs,
 ) -> Result<u8, Failure> {
-    let pipeline = Pipeline::load(dir, precision, &Cpu, config).map_err(|e| Failure(4, e.into()))?;
+    let selected = emoedge::backend::select(device);
+    log::info!("face models on {}: {}", selected.backend.name(), selected.why);
+    let pipeline =
+        Pipeline::load(dir, precision, selected.backend.as_ref(), config).map_err(|e| Failure(4, e.into()))?;
     log::info!("models from {} at {precision}", dir.display());
     let (clips, images): (Vec<&PathBuf>, Vec<&PathBuf>) = inputs.iter().partition(|p| source::video::is_video(p));
     let (json, annotate, talk) = (out.json, out.annotate, out.talk);

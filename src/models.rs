@@ -12,7 +12,7 @@ use std::{
 
 use sha2::{Digest, Sha256};
 use tract_onnx::prelude::*;
-use tract_onnx::tract_core::runtime::{Runnable, Runtime};
+use tract_onnx::tract_core::runtime::Runnable;
 
 /// The numeric precision of an exported model variant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -169,45 +169,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Where a model runs. The CPU is always there; a CUDA backend plugs in behind
-/// the same trait (through tract's GPU runtime) without any stage noticing.
-pub trait Backend: Send + Sync {
-    fn name(&self) -> &'static str;
-    fn prepare(&self, model: TypedModel) -> TractResult<Box<dyn Runnable>>;
-}
-
-/// tract's own optimiser and kernels on the host CPU.
-pub struct Cpu;
-
-/// Whether this CPU does half-precision arithmetic natively (ARMv8.2 FP16).
-/// Where it does not (x86_64), tract would emulate every f16 operation:
-/// hundreds of times slower, and accumulating in f16 besides.
-pub fn native_f16() -> bool {
-    #[cfg(target_arch = "aarch64")]
-    {
-        std::arch::is_aarch64_feature_detected!("fp16")
-    }
-    #[cfg(not(target_arch = "aarch64"))]
-    {
-        false
-    }
-}
-
-impl Backend for Cpu {
-    fn name(&self) -> &'static str {
-        "cpu"
-    }
-    fn prepare(&self, mut model: TypedModel) -> TractResult<Box<dyn Runnable>> {
-        // An fp16 export then keeps its half-size file and f16-rounded weights,
-        // and computes in f32.
-        if !native_f16() {
-            if let Some(widen) = tract_onnx::tract_core::transform::get_transform("f16_to_f32")? {
-                model.transform(&*widen)?;
-            }
-        }
-        tract_onnx::tract_core::runtime::DefaultRuntime.prepare(model)
-    }
-}
+pub use crate::backend::{native_f16, Backend, Cpu};
 
 /// A model ready to run: verified, parsed, optimised for its backend.
 #[derive(Clone)]

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# emoedge on aarch64 under emulation (qemu-user): cross-build with Debian's
+# gcc-aarch64-linux-gnu, run the library's tests, then `emoedge analyze` on the
+# bundled photo and a short greedy `generate`, and compare both with x86_64.
+#
+# tract picks its NEON kernels there and its AVX2/FMA kernels here, so floats
+# differ in their last bits; the stated tolerances (tests/aarch64/compare.py)
+# are what the two must agree within. The boards' build has no ffmpeg (libav
+# for arm64 is not cross-installed here): clips are Y4M or MJPEG there.
+#
+#   bash tests/aarch64/run.sh            # everything (~15 min from cold on 2 cores)
+#   EMOEDGE_AARCH64_QUICK=1 bash ...     # CI's subset: skip the LLM comparison
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+bash .ci/setup-aarch64
+T=aarch64-unknown-linux-gnu
+out=target/aarch64-check
+mkdir -p "$out"
+export EMOEDGE_CACHE="$PWD/$out/cache"
+
+echo "aarch64: building (release, --no-default-features) for $T" >&2
+cargo build --release --locked --target "$T" --no-default-features --bin emoedge
+[ -x target/release/emoedge ] || cargo build --release --locked --bin emoedge
+arm="qemu-aarch64-static -L /usr/aarch64-linux-gnu target/$T/release/emoedge"
+# ELF e_machine 0xB7 is AArch64.
+python3 -c 'import sys; b=open(sys.argv[1],"rb").read(20); sys.exit(0 if b[:4]==b"\x7fELF" and b[18]==0xB7 else 1)' \
+    "target/$T/release/emoedge" && echo "aarch64: ok the binary is an AArch64 ELF"
+
+echo "aarch64: the library's tests under qemu" >&2
+if cargo test --release --locked --target "$T" --no-default-features --lib 2>&1 | tee "$out/lib-tests.log" | tail -3; then
+    echo "aarch64: ok library tests: $(grep -o '[0-9]* passed' "$out/lib-tests.log" | tail -1)"
+else
+    echo "aarch64: FAIL library tests (see $out/lib-tests.log)"
+fi
+
+for p in fp32 int8; do
+    ./target/release/emoedge analyze tests/data/astronaut.png --json --precision "$p" > "$out/x86-$p.json"
+    $arm analyze tests/data/astronaut.png --json --precision "$p" > "$out/arm-$p.json"
+    python3 tests/aarch64/compare.py analyze "$out/x86-$p.json" "$out/arm-$p.json" "$p"
+done
+$arm --version | sed 's/^/aarch64: version: /' | head -3
+
+if [ -z "${EMOEDGE_AARCH64_QUICK:-}" ]; then
+    prompt="The person shows happiness because"
+    ./target/release/emoedge generate --prompt "$prompt" -n 16 --tokens > "$out/x86-gen.txt"
+    $arm generate --prompt "$prompt" -n 16 --tokens > "$out/arm-gen.txt"
+    python3 tests/aarch64/compare.py generate "$out/x86-gen.txt" "$out/arm-gen.txt" int8
+fi
