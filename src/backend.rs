@@ -146,7 +146,7 @@ fn cuda_backend() -> Result<Selected, String> {
         let out = plan.run(tvec!(tensor1(&[1f32, 2.0, 3.0, 4.0]).into_tvalue()))?;
         Ok(out[0].to_plain_array_view::<f32>()?.iter().sum())
     };
-    match std::panic::catch_unwind(probe) {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(probe)) {
         Ok(Ok(sum)) if (sum - 14.0).abs() < 1e-4 => {
             Ok(Selected { backend: Box::new(Cuda(rt)), why: "CUDA: driver, libraries and a device found".into() })
         }

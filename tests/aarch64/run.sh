@@ -17,6 +17,7 @@ T=aarch64-unknown-linux-gnu
 out=target/aarch64-check
 mkdir -p "$out"
 export EMOEDGE_CACHE="$PWD/$out/cache"
+failed=0
 
 echo "aarch64: building (release, --no-default-features) for $T" >&2
 cargo build --release --locked --target "$T" --no-default-features --bin emoedge
@@ -31,12 +32,13 @@ if cargo test --release --locked --target "$T" --no-default-features --lib 2>&1 
     echo "aarch64: ok library tests: $(grep -o '[0-9]* passed' "$out/lib-tests.log" | tail -1)"
 else
     echo "aarch64: FAIL library tests (see $out/lib-tests.log)"
+    failed=1
 fi
 
 for p in fp32 int8; do
     ./target/release/emoedge analyze tests/data/astronaut.png --json --precision "$p" > "$out/x86-$p.json"
     $arm analyze tests/data/astronaut.png --json --precision "$p" > "$out/arm-$p.json"
-    python3 tests/aarch64/compare.py analyze "$out/x86-$p.json" "$out/arm-$p.json" "$p"
+    python3 tests/aarch64/compare.py analyze "$out/x86-$p.json" "$out/arm-$p.json" "$p" || failed=1
 done
 $arm --version | sed 's/^/aarch64: version: /' | head -3
 
@@ -44,5 +46,6 @@ if [ -z "${EMOEDGE_AARCH64_QUICK:-}" ]; then
     prompt="The person shows happiness because"
     ./target/release/emoedge generate --prompt "$prompt" -n 16 --tokens > "$out/x86-gen.txt"
     $arm generate --prompt "$prompt" -n 16 --tokens > "$out/arm-gen.txt"
-    python3 tests/aarch64/compare.py generate "$out/x86-gen.txt" "$out/arm-gen.txt" int8
+    python3 tests/aarch64/compare.py generate "$out/x86-gen.txt" "$out/arm-gen.txt" int8 || failed=1
 fi
+exit $failed
