@@ -147,6 +147,9 @@ pub struct Encoder {
     output: ffmpeg_next::format::context::Output,
     encoder: ffmpeg_next::encoder::Video,
     scaler: ffmpeg_next::software::scaling::Context,
+    /// The picture copied into a frame swscale allocated (it reads past row
+    /// ends of unpadded buffers), then its YUV conversion.
+    rgb: ffmpeg_next::frame::Video,
     frame: ffmpeg_next::frame::Video,
     size: (u32, u32),
     time_base: ffmpeg_next::Rational,
@@ -200,6 +203,7 @@ impl Encoder {
             output,
             encoder,
             scaler,
+            rgb: ffmpeg_next::frame::Video::new(ffmpeg_next::format::Pixel::RGB24, width, height),
             frame: ffmpeg_next::frame::Video::new(ffmpeg_next::format::Pixel::YUV420P, ew, eh),
             size: (width, height),
             time_base,
@@ -212,23 +216,13 @@ impl Encoder {
         if image.dimensions() != self.size {
             return Err(ffmpeg_next::Error::InvalidData);
         }
-        let (w, h) = self.size;
-        // SAFETY: the source is one packed RGB24 plane of h rows of 3w bytes;
-        // the destination is our own allocated YUV420P frame of the scaler's output size.
-        unsafe {
-            let src: [*const u8; 4] = [image.as_ptr(), std::ptr::null(), std::ptr::null(), std::ptr::null()];
-            let stride: [i32; 4] = [(w * 3) as i32, 0, 0, 0];
-            let dst = self.frame.as_mut_ptr();
-            ffmpeg_next::ffi::sws_scale(
-                self.scaler.as_mut_ptr(),
-                src.as_ptr(),
-                stride.as_ptr(),
-                0,
-                h as i32,
-                (*dst).data.as_ptr(),
-                (*dst).linesize.as_ptr(),
-            );
+        let row = self.size.0 as usize * 3;
+        let stride = self.rgb.stride(0);
+        let data = self.rgb.data_mut(0);
+        for (y, src) in image.chunks_exact(row).enumerate() {
+            data[y * stride..y * stride + row].copy_from_slice(src);
         }
+        self.scaler.run(&self.rgb, &mut self.frame)?;
         self.frame.set_pts(Some(self.next_pts));
         self.next_pts += 1;
         self.encoder.send_frame(&self.frame)?;

@@ -521,6 +521,58 @@ mod tests {
         assert_eq!(jpeg_end(&j[..len - 1], 0), None, "a cut JPEG has no end");
     }
 
+    /// Mutated Y4M and MJPEG files (a seeded xorshift flips, cuts and
+    /// repeats bytes) never panic the readers: each is a clip or an error.
+    #[test]
+    fn mutated_clips_are_errors_not_panics() {
+        let mut y4m = b"YUV4MPEG2 W6 H4 F10:1 Ip A1:1 C420jpeg\n".to_vec();
+        for _ in 0..3 {
+            y4m.extend_from_slice(b"FRAME\n");
+            y4m.extend((0..24 + 2 * 6).map(|i| (i * 7) as u8));
+        }
+        let mut jpeg = Vec::new();
+        image::RgbImage::from_pixel(8, 8, image::Rgb([200, 30, 90]))
+            .write_to(&mut std::io::Cursor::new(&mut jpeg), image::ImageFormat::Jpeg)
+            .unwrap();
+        let mjpeg = [jpeg.clone(), jpeg].concat();
+        let path = std::env::temp_dir().join(format!("emoedge-mutated-{}.clip", std::process::id()));
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for round in 0..600 {
+            let mut data = if round % 2 == 0 { y4m.clone() } else { mjpeg.clone() };
+            for _ in 0..1 + next() % 4 {
+                let at = (next() as usize) % data.len();
+                match next() % 3 {
+                    0 => data[at] = next() as u8,
+                    1 => data.truncate(at.max(1)),
+                    _ => {
+                        let piece = data[at..].iter().take(16).copied().collect::<Vec<_>>();
+                        data.splice(at..at, piece);
+                    }
+                }
+            }
+            std::fs::write(&path, &data).unwrap();
+            if std::env::var_os("EMOEDGE_MUTATION_TRACE").is_some() {
+                eprintln!("round {round}");
+                let _ = std::fs::copy(&path, format!("/tmp/mutation-{round}"));
+            }
+            if let Ok(mut clip) = Clip::open(&path, 30.0) {
+                let mut picker = Picker::new(Pick::Every(1));
+                for _ in 0..5 {
+                    if !matches!(clip.next(&mut picker), Ok(Some(_))) {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = std::fs::remove_file(&path);
+    }
+
     #[test]
     fn picking_by_rate_spaces_frames_evenly() {
         let mut p = Picker::new(Pick::Fps(10.0));

@@ -17,7 +17,7 @@ cd "$ROOT"
 SECONDS_EACH=${1:-60}
 shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(image onnx gguf request config)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(image onnx gguf request config clip)
 
 # cargo fuzz's build: every crate instrumented for coverage, with
 # AddressSanitizer. It needs -Z flags: the stable toolchain accepts them with
