@@ -62,6 +62,17 @@ fn no_face() -> RgbImage {
     imageops::resize(&common::frame("coffee.png").image, W, H, imageops::FilterType::Triangle)
 }
 
+/// `n` frames of the neutral LFW face, then `n` of the smiling astronaut
+/// where it was (or the other way round): one face changing in place.
+fn neutral_and_happy(n: usize, happy_first: bool) -> Vec<RgbImage> {
+    let (a, b) = (astronaut(320), lfw("lfw-007-neutral.png", 150));
+    let (happy, neutral) = (scene(&[(&a, 160, 80)]), scene(&[(&b, 245, 150)]));
+    let (first, second) = if happy_first { (happy, neutral) } else { (neutral, happy) };
+    let mut frames = vec![first; n];
+    frames.extend(vec![second; n]);
+    frames
+}
+
 fn write_y4m(path: &Path, frames: &[RgbImage]) {
     let (w, h) = frames.first().map_or((W, H), |f| f.dimensions());
     let file = std::io::BufWriter::new(std::fs::File::create(path).expect("creating a clip"));
@@ -111,9 +122,7 @@ fn label_of(c: &ClipAnalysis, id: u32) -> Emotion {
 #[test]
 fn the_label_changes_at_a_cut() {
     let dir = common::scratch("video-cut");
-    let (a, b) = (astronaut(320), lfw("lfw-007-neutral.png", 150));
-    let mut frames = vec![scene(&[(&a, 160, 80)]); 15];
-    frames.extend(vec![scene(&[(&b, 245, 150)]); 15]);
+    let frames = neutral_and_happy(15, true);
     let path = dir.join("cut.y4m");
     write_y4m(&path, &frames);
     let (c, per_frame) = analyze(&pipeline(), &path, Pick::Every(1));
@@ -304,8 +313,12 @@ fn bad_clips_give_clear_errors() {
     let bytes = std::fs::read(&y4m).expect("reading the clip");
     let frame_bytes = (W * H * 3 / 2) as usize + 6;
     let header = bytes.iter().position(|&b| b == b'\n').expect("a header") + 1;
-    let cut = dir.join("cut.y4m");
-    std::fs::write(&cut, &bytes[..header + 5 * frame_bytes + 1000]).expect("writing");
+    let put = |name: &str, data: &[u8]| -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, data).expect("writing a test file");
+        path
+    };
+    let cut = put("cut.y4m", &bytes[..header + 5 * frame_bytes + 1000]);
     let (c, _) = analyze(&p, &cut, Pick::Every(1));
     assert_eq!(c.frames_analysed, 5);
     let why = c.stopped.as_ref().map(|e| e.to_string()).unwrap_or_default();
@@ -314,17 +327,13 @@ fn bad_clips_give_clear_errors() {
 
     // An mp4 cut in half: its index (at the end) is gone.
     let mp4_bytes = std::fs::read(&mp4).expect("reading the mp4");
-    let half = dir.join("half.mp4");
-    std::fs::write(&half, &mp4_bytes[..mp4_bytes.len() / 2]).expect("writing");
+    let half = put("half.mp4", &mp4_bytes[..mp4_bytes.len() / 2]);
     let e = open_err(&half);
     assert!(e.contains("half.mp4") && e.contains("not a video emoedge can read"), "{e}");
 
     // Zero bytes; and a Y4M with its header and no frame.
-    let empty = dir.join("empty.mp4");
-    std::fs::write(&empty, b"").expect("writing");
-    assert!(open_err(&empty).contains("is empty"));
-    let header_only = dir.join("header.y4m");
-    std::fs::write(&header_only, &bytes[..header]).expect("writing");
+    assert!(open_err(&put("empty.mp4", b"")).contains("is empty"));
+    let header_only = put("header.y4m", &bytes[..header]);
     let (c, _) = analyze(&p, &header_only, Pick::Every(1));
     assert_eq!((c.frames_analysed, c.timelines.len()), (0, 0));
     assert!(c.stopped.is_none());
@@ -337,11 +346,9 @@ fn bad_clips_give_clear_errors() {
     assert!(e.contains("no video stream") && e.contains("audio"), "{e}");
 
     // Not a video at all, and a Y4M header that lies about its size.
-    let text = dir.join("notes.mp4");
-    std::fs::write(&text, b"these are not the frames you are looking for").expect("writing");
+    let text = put("notes.mp4", b"these are not the frames you are looking for");
     assert!(open_err(&text).contains("not a video emoedge can read"));
-    let huge = dir.join("huge.y4m");
-    std::fs::write(&huge, b"YUV4MPEG2 W99999999 H99999999 F10:1 C420jpeg\nFRAME\n").expect("writing");
+    let huge = put("huge.y4m", b"YUV4MPEG2 W99999999 H99999999 F10:1 C420jpeg\nFRAME\n");
     assert!(open_err(&huge).contains("limit is"));
 }
 
@@ -350,9 +357,7 @@ fn bad_clips_give_clear_errors() {
 #[test]
 fn the_cli_writes_json_lines_a_plot_and_an_annotated_video() {
     let dir = common::scratch("video-cli");
-    let (a, b) = (astronaut(320), lfw("lfw-007-neutral.png", 150));
-    let mut frames = vec![scene(&[(&b, 245, 150)]); 12];
-    frames.extend(vec![scene(&[(&a, 160, 80)]); 12]);
+    let frames = neutral_and_happy(12, false);
     let src = dir.join("clip.y4m");
     write_y4m(&src, &frames);
     let mp4 = dir.join("clip.mp4");
@@ -428,9 +433,7 @@ fn the_cli_writes_json_lines_a_plot_and_an_annotated_video() {
 fn the_llm_explains_the_change() {
     use emoedge::llm::{bundled_gguf, session::Llm};
     let dir = common::scratch("video-llm");
-    let (a, b) = (astronaut(320), lfw("lfw-007-neutral.png", 150));
-    let mut frames = vec![scene(&[(&b, 245, 150)]); 12];
-    frames.extend(vec![scene(&[(&a, 160, 80)]); 12]);
+    let frames = neutral_and_happy(12, false);
     let path = dir.join("change.y4m");
     write_y4m(&path, &frames);
     let (c, _) = analyze(&pipeline(), &path, Pick::Every(1));
