@@ -89,8 +89,7 @@ pub fn cuda_available() -> Result<(), String> {
     {
         // tract-cuda's own probe: driver version, then each runtime library
         // dlopen'd. It returns errors; the context creation after it would panic.
-        tract_cuda::utils::ensure_cuda_runtime_dependencies("CUDA is not usable")
-            .map_err(|e| format!("{e:#}"))?;
+        tract_cuda::utils::ensure_cuda_runtime_dependencies("CUDA is not usable").map_err(|e| format!("{e:#}"))?;
         match tract_onnx::tract_core::runtime::runtime_for_name("cuda") {
             Ok(Some(rt)) => rt.check().map_err(|e| format!("{e:#}")),
             Ok(None) => Err("tract's cuda runtime is not registered".into()),

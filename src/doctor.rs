@@ -87,15 +87,14 @@ pub fn cpu_features() -> Vec<(&'static str, bool)> {
 fn cpu_model() -> String {
     let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let field = |key: &str| {
-        info.lines()
-            .find(|l| l.starts_with(key))
-            .and_then(|l| l.split_once(':'))
-            .map(|(_, v)| v.trim().to_string())
+        info.lines().find(|l| l.starts_with(key)).and_then(|l| l.split_once(':')).map(|(_, v)| v.trim().to_string())
     };
     // x86 says "model name"; arm64 kernels give only part numbers, but a
     // device tree names the board.
     field("model name")
-        .or_else(|| std::fs::read_to_string("/proc/device-tree/model").ok().map(|m| m.trim_end_matches('\0').to_string()))
+        .or_else(|| {
+            std::fs::read_to_string("/proc/device-tree/model").ok().map(|m| m.trim_end_matches('\0').to_string())
+        })
         .or_else(|| field("CPU part").map(|p| format!("CPU part {p}")))
         .unwrap_or_else(|| std::env::consts::ARCH.to_string())
 }
@@ -147,7 +146,11 @@ pub fn examine(opts: &Options) -> Report {
         check("model", cpu_model(), true),
         check("architecture", format!("{} ({} cores)", std::env::consts::ARCH, cores), true),
         check("features", features.join(", "), true),
-        check("memory", memory_total().map_or("unknown".into(), |b| format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64)), true),
+        check(
+            "memory",
+            memory_total().map_or("unknown".into(), |b| format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64)),
+            true,
+        ),
         check("read bandwidth", format!("{:.1} GB/s on one thread (measured now)", bandwidth / 1e9), bandwidth > 0.0),
     ];
     if cfg!(target_arch = "aarch64") {

@@ -10,8 +10,8 @@
 
 pub mod analysis;
 pub mod backend;
-pub mod clip;
 pub mod bench;
+pub mod clip;
 pub mod config;
 pub mod crop;
 pub mod detect;

@@ -243,19 +243,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     emoedge::llm::linear::set_threads(cli.threads.unwrap_or(cores));
     match cli.command {
-        Command::Analyze {
-            images,
-            json,
-            annotate,
-            plot,
-            every,
-            fps,
-            precision,
-            explain,
-            ask,
-            llm,
-            llm_precision,
-        } => {
+        Command::Analyze { images, json, annotate, plot, every, fps, precision, explain, ask, llm, llm_precision } => {
             let precision = precision.or(config.precision).unwrap_or(Precision::Fp32);
             let pick = match (every, fps) {
                 (Some(0), _) => return Err(Failure(2, anyhow::anyhow!("--every needs a whole number of at least 1"))),

@@ -318,7 +318,8 @@ mod tests {
         use Emotion::*;
         // Neutral, then happiness rising from frame 3, peaking at 7, fading.
         let ps = [0.1, 0.1, 0.1, 0.2, 0.4, 0.6, 0.8, 0.95, 0.9, 0.7];
-        let labels = [Neutral, Neutral, Neutral, Neutral, Neutral, Happiness, Happiness, Happiness, Happiness, Happiness];
+        let labels =
+            [Neutral, Neutral, Neutral, Neutral, Neutral, Happiness, Happiness, Happiness, Happiness, Happiness];
         let t = timeline(ps.iter().zip(labels).enumerate().map(|(i, (p, l))| sample(i as u64, *p, l, 1.0)).collect());
         let g = t.segments();
         assert_eq!(g.len(), 2);

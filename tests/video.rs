@@ -193,8 +193,17 @@ fn a_new_id_appears_after_a_long_absence_only() {
         let ids: Vec<u32> = c.timelines.iter().map(|t| t.id).collect();
         assert_eq!(ids.len(), 2, "{pick:?}: two tracks, {per_frame:?}");
         let (first, second) = (&c.timelines[0], &c.timelines[1]);
-        assert!(first.first_t() < 0.1 && (first.last_t() - 2.4).abs() < 0.25, "{pick:?}: {}–{}", first.first_t(), first.last_t());
-        assert!((second.first_t() - 4.5).abs() < 0.25, "{pick:?}: the face's return at 4.5 s, got {}", second.first_t());
+        assert!(
+            first.first_t() < 0.1 && (first.last_t() - 2.4).abs() < 0.25,
+            "{pick:?}: {}–{}",
+            first.first_t(),
+            first.last_t()
+        );
+        assert!(
+            (second.first_t() - 4.5).abs() < 0.25,
+            "{pick:?}: the face's return at 4.5 s, got {}",
+            second.first_t()
+        );
         assert!(ids.iter().all(|&id| label_of(&c, id) == Emotion::Happiness));
         let expected = if matches!(pick, Pick::Fps(_)) { 28 } else { 55 };
         assert_eq!(c.frames_analysed, expected, "{pick:?}");
@@ -212,11 +221,8 @@ fn two_faces_side_by_side_keep_their_own_labels() {
     write_y4m(&path, &frames);
     let (c, _) = analyze(&pipeline(), &path, Pick::Every(1));
     assert_eq!(c.timelines.len(), 2);
-    let mut by_x: Vec<(f32, Emotion)> = c
-        .timelines
-        .iter()
-        .map(|t| (t.samples[0].emotions.0[0], label_of(&c, t.id)))
-        .collect();
+    let mut by_x: Vec<(f32, Emotion)> =
+        c.timelines.iter().map(|t| (t.samples[0].emotions.0[0], label_of(&c, t.id))).collect();
     by_x.sort_by(|x, y| x.0.total_cmp(&y.0));
     // Sorted by P(neutral): the astronaut first.
     assert_eq!(by_x.iter().map(|x| x.1).collect::<Vec<_>>(), [Emotion::Happiness, Emotion::Neutral], "{by_x:?}");
@@ -277,8 +283,28 @@ fn ten_bit_and_odd_sized_streams_are_analysed() {
     let ten_y4m = dir.join("ten.y4m");
     let ten_mkv = dir.join("ten.mkv");
     let odd_mkv = dir.join("odd.mkv");
-    ffmpeg(&["-i", s, "-pix_fmt", "yuv420p10le", "-vf", "crop=620:478:0:0", "-strict", "-1", ten_y4m.to_str().unwrap_or_default()]);
-    ffmpeg(&["-i", s, "-c:v", "libx264", "-pix_fmt", "yuv420p10le", "-vf", "crop=620:478:0:0", ten_mkv.to_str().unwrap_or_default()]);
+    ffmpeg(&[
+        "-i",
+        s,
+        "-pix_fmt",
+        "yuv420p10le",
+        "-vf",
+        "crop=620:478:0:0",
+        "-strict",
+        "-1",
+        ten_y4m.to_str().unwrap_or_default(),
+    ]);
+    ffmpeg(&[
+        "-i",
+        s,
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p10le",
+        "-vf",
+        "crop=620:478:0:0",
+        ten_mkv.to_str().unwrap_or_default(),
+    ]);
     ffmpeg(&["-i", s, "-c:v", "ffv1", odd_mkv.to_str().unwrap_or_default()]);
     let p = pipeline();
     for path in [&src, &ten_y4m, &ten_mkv, &odd_mkv] {
@@ -300,7 +326,15 @@ fn bad_clips_give_clear_errors() {
     let y4m = dir.join("good.y4m");
     write_y4m(&y4m, &frames);
     let mp4 = dir.join("good.mp4");
-    ffmpeg(&["-i", y4m.to_str().unwrap_or_default(), "-c:v", "libx264", "-pix_fmt", "yuv420p", mp4.to_str().unwrap_or_default()]);
+    ffmpeg(&[
+        "-i",
+        y4m.to_str().unwrap_or_default(),
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        mp4.to_str().unwrap_or_default(),
+    ]);
     let open_err = |path: &Path| -> String {
         match Clip::open(path, 30.0) {
             Ok(_) => panic!("{} opened", path.display()),
@@ -361,7 +395,15 @@ fn the_cli_writes_json_lines_a_plot_and_an_annotated_video() {
     let src = dir.join("clip.y4m");
     write_y4m(&src, &frames);
     let mp4 = dir.join("clip.mp4");
-    ffmpeg(&["-i", src.to_str().unwrap_or_default(), "-c:v", "libx264", "-pix_fmt", "yuv420p", mp4.to_str().unwrap_or_default()]);
+    ffmpeg(&[
+        "-i",
+        src.to_str().unwrap_or_default(),
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        mp4.to_str().unwrap_or_default(),
+    ]);
     let (plot, annotated) = (dir.join("timeline.png"), dir.join("annotated.mp4"));
     let out = Command::new(env!("CARGO_BIN_EXE_emoedge"))
         .arg("analyze")

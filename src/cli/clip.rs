@@ -50,13 +50,18 @@ pub fn analyze(pipeline: &Pipeline, path: &Path, out: &ClipOutputs) -> Result<u8
             return Ok(3);
         }
     };
-    log::info!("{}: {}×{} {} at {:.2} fps", clip.name, clip.info.width, clip.info.height, clip.info.format, clip.info.fps);
+    log::info!(
+        "{}: {}×{} {} at {:.2} fps",
+        clip.name,
+        clip.info.width,
+        clip.info.height,
+        clip.info.format,
+        clip.info.fps
+    );
     let expected = clip.info.frames.map(|n| Picker::new(out.pick).expected(n, clip.info.fps));
     let bar = indicatif::ProgressBar::new(expected.unwrap_or(0)).with_style(
-        indicatif::ProgressStyle::with_template(
-            "{msg} [{bar:30}] {pos}/{len} frames  {per_sec}  ETA {eta}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} frames  {per_sec}  ETA {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     bar.set_message(path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
     let fps_out = clip::analysed_fps(&clip.info, out.pick);

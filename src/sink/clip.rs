@@ -15,7 +15,10 @@ pub enum ClipWriter {
     Y4m(Y4mWriter<BufWriter<std::fs::File>>),
     #[cfg(feature = "ffmpeg")]
     Coded(Box<Encoder>),
-    Pngs { dir: PathBuf, written: u64 },
+    Pngs {
+        dir: PathBuf,
+        written: u64,
+    },
 }
 
 impl ClipWriter {
@@ -271,5 +274,4 @@ mod tests {
             }
         }
     }
-
 }

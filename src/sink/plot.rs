@@ -78,7 +78,8 @@ pub fn draw(clip: &ClipAnalysis) -> Option<RgbImage> {
             let panels = [top + BAND + 4, top + BAND + 4 + PANEL + GAP];
             let y = |panel: i32, v: f32| panel + PANEL - (v.clamp(0.0, 1.0) * PANEL as f32).round() as i32;
             for panel in panels {
-                let _ = root.draw(&Rectangle::new([(LEFT, panel), (RIGHT, panel + PANEL)], RGBColor(250, 250, 250).filled()));
+                let _ = root
+                    .draw(&Rectangle::new([(LEFT, panel), (RIGHT, panel + PANEL)], RGBColor(250, 250, 250).filled()));
                 for v in [0.25f32, 0.5, 0.75] {
                     let _ = root.draw(&PathElement::new(vec![(LEFT, y(panel, v)), (RIGHT, y(panel, v))], grid));
                 }
@@ -137,7 +138,8 @@ pub fn draw(clip: &ClipAnalysis) -> Option<RgbImage> {
             // Legend swatches.
             for (i, e) in Emotion::ALL.iter().enumerate() {
                 let ly = panels[0] + 4 + i as i32 * 14;
-                let _ = root.draw(&Rectangle::new([(RIGHT + 12, ly + 2), (RIGHT + 26, ly + 8)], emotion_colour(*e).filled()));
+                let _ = root
+                    .draw(&Rectangle::new([(RIGHT + 12, ly + 2), (RIGHT + 26, ly + 8)], emotion_colour(*e).filled()));
             }
             for (i, c) in AU_COLOURS.iter().enumerate() {
                 let ly = panels[1] + 2 + i as i32 * 12;
@@ -160,14 +162,7 @@ pub fn draw(clip: &ClipAnalysis) -> Option<RgbImage> {
         let label = tl
             .clip_label(clip.min_confidence)
             .map_or(String::new(), |l| format!("{} {:.0}% over the clip", l.expression, l.confidence * 100.0));
-        let title = format!(
-            "track {}  {:.1}-{:.1} s  {}  ({})",
-            tl.id,
-            tl.first_t(),
-            tl.last_t(),
-            label,
-            clip.source
-        );
+        let title = format!("track {}  {:.1}-{:.1} s  {}  ({})", tl.id, tl.first_t(), tl.last_t(), label, clip.source);
         text(&mut canvas, &title, LEFT, top - 18, bold);
         text(&mut canvas, "emotion (smoothed)", LEFT + 4, panels[0] + 3, gray);
         text(&mut canvas, &format!("AU cues (dashed: active at {ACTIVE_AU})"), LEFT + 4, panels[1] + 3, gray);

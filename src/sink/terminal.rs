@@ -95,7 +95,8 @@ pub fn render_clip(clip: &ClipAnalysis) -> String {
         let _ = writeln!(s, "  stopped early: {e}");
     }
     if clip.frames_analysed == 0 {
-        let _ = writeln!(s, "  no frames to analyse{}", if clip.stopped.is_some() { "" } else { ": the clip is empty" });
+        let _ =
+            writeln!(s, "  no frames to analyse{}", if clip.stopped.is_some() { "" } else { ": the clip is empty" });
     } else if clip.timelines.is_empty() {
         let _ = writeln!(s, "  no face in any analysed frame");
     }

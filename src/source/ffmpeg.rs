@@ -65,7 +65,8 @@ impl Decoder {
         let rate = stream.avg_frame_rate();
         let fps = if rate.denominator() != 0 && rate.numerator() > 0 { f64::from(rate) } else { 25.0 };
         let frames = (stream.frames() > 0).then_some(stream.frames() as u64).or_else(|| {
-            (stream.duration() > 0 && time_base > 0.0).then(|| (stream.duration() as f64 * time_base * fps).round() as u64)
+            (stream.duration() > 0 && time_base > 0.0)
+                .then(|| (stream.duration() as f64 * time_base * fps).round() as u64)
         });
         let context = ff::codec::context::Context::from_parameters(stream.parameters()).map_err(invalid)?;
         let decoder = context.decoder().video().map_err(|e| VideoError::Unsupported {
@@ -74,7 +75,10 @@ impl Decoder {
         })?;
         let (width, height) = (decoder.width(), decoder.height());
         if width == 0 || height == 0 {
-            return Err(VideoError::Invalid { path: name.into(), message: "its video stream has no frame size".into() });
+            return Err(VideoError::Invalid {
+                path: name.into(),
+                message: "its video stream has no frame size".into(),
+            });
         }
         if width > MAX_SIDE || height > MAX_SIDE {
             return Err(VideoError::TooLarge { path: name.into(), width: width as u64, height: height as u64 });
@@ -194,4 +198,3 @@ impl Decoder {
         Ok(Step::Frame(Frame { image, timestamp: t }))
     }
 }
-

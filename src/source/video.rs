@@ -55,7 +55,8 @@ pub enum VideoError {
 }
 
 /// The file name extensions treated as video (everything else is a picture).
-pub const EXTENSIONS: &[&str] = &["mp4", "m4v", "mov", "mkv", "webm", "avi", "y4m", "mjpeg", "mjpg", "ts", "mpg", "ogv"];
+pub const EXTENSIONS: &[&str] =
+    &["mp4", "m4v", "mov", "mkv", "webm", "avi", "y4m", "mjpeg", "mjpg", "ts", "mpg", "ogv"];
 
 /// Whether `path` names a video clip rather than a picture: by extension,
 /// or by the Y4M signature.
@@ -254,14 +255,18 @@ impl Planes {
 impl Y4m {
     fn open(map: MappedFile, name: &str) -> Result<Y4m, VideoError> {
         let invalid = |message: String| VideoError::Invalid { path: name.into(), message };
-        let end = map.iter().take(4096).position(|&b| b == b'\n').ok_or_else(|| {
-            invalid("the Y4M header has no end of line in its first 4096 bytes".into())
-        })?;
+        let end = map
+            .iter()
+            .take(4096)
+            .position(|&b| b == b'\n')
+            .ok_or_else(|| invalid("the Y4M header has no end of line in its first 4096 bytes".into()))?;
         let header = std::str::from_utf8(&map[10..end]).map_err(|_| invalid("the Y4M header is not text".into()))?;
         let (mut width, mut height, mut fps, mut colour, mut full_range) = (0u64, 0u64, 25.0, "420jpeg", false);
         for field in header.split(' ').filter(|f| !f.is_empty()) {
             let (key, value) = field.split_at(1);
-            let number = |v: &str| v.parse::<u64>().map_err(|_| invalid(format!("the Y4M header's {key} field {v:?} is not a number")));
+            let number = |v: &str| {
+                v.parse::<u64>().map_err(|_| invalid(format!("the Y4M header's {key} field {v:?} is not a number")))
+            };
             match key {
                 "W" => width = number(value)?,
                 "H" => height = number(value)?,
@@ -301,7 +306,10 @@ impl Y4m {
             }
         };
         if !(8..=16).contains(&bits) {
-            return Err(VideoError::Unsupported { path: name.into(), message: format!("{bits}-bit samples (C{colour})") });
+            return Err(VideoError::Unsupported {
+                path: name.into(),
+                message: format!("{bits}-bit samples (C{colour})"),
+            });
         }
         let sampling = match (layout.mono, layout.shift_x, layout.shift_y) {
             (true, _, _) => "mono",
@@ -352,7 +360,8 @@ impl Y4m {
         if !picker.keep(index, t) {
             return Ok(Step::Skipped);
         }
-        let image = planar_to_rgb(&self.map[start..start + size], self.width, self.height, self.layout, self.full_range);
+        let image =
+            planar_to_rgb(&self.map[start..start + size], self.width, self.height, self.layout, self.full_range);
         self.map.check()?;
         Ok(Step::Frame(Frame { image, timestamp: t }))
     }
@@ -405,8 +414,11 @@ struct Mjpeg {
 impl Mjpeg {
     fn open(map: MappedFile, fps: f64, name: &str) -> Result<Mjpeg, VideoError> {
         let first = jpeg_end(&map, 0).ok_or_else(|| VideoError::Truncated { path: name.into(), frame: 0 })?;
-        let probe = decode_image(&map[..first], name)
-            .map_err(|e| VideoError::Frame { path: name.into(), frame: 0, message: e.to_string() })?;
+        let probe = decode_image(&map[..first], name).map_err(|e| VideoError::Frame {
+            path: name.into(),
+            frame: 0,
+            message: e.to_string(),
+        })?;
         let info = ClipInfo {
             width: probe.width(),
             height: probe.height(),
@@ -426,14 +438,18 @@ impl Mjpeg {
         if self.pos >= self.map.len() {
             return Ok(Step::End);
         }
-        let end = jpeg_end(&self.map, self.pos).ok_or_else(|| VideoError::Truncated { path: name.into(), frame: index })?;
+        let end =
+            jpeg_end(&self.map, self.pos).ok_or_else(|| VideoError::Truncated { path: name.into(), frame: index })?;
         let (start, t) = (self.pos, Duration::from_secs_f64(index as f64 / fps));
         self.pos = end;
         if !picker.keep(index, t) {
             return Ok(Step::Skipped);
         }
-        let mut frame = decode_image(&self.map[start..end], name)
-            .map_err(|e| VideoError::Frame { path: name.into(), frame: index, message: e.to_string() })?;
+        let mut frame = decode_image(&self.map[start..end], name).map_err(|e| VideoError::Frame {
+            path: name.into(),
+            frame: index,
+            message: e.to_string(),
+        })?;
         self.map.check()?;
         if (frame.width(), frame.height()) != (self.info.width, self.info.height) {
             return Err(VideoError::Frame {
