@@ -65,9 +65,17 @@ pub fn is_video(path: &Path) -> bool {
     if EXTENSIONS.contains(&ext.as_str()) {
         return true;
     }
+    &first_bytes(path) == Y4M_MAGIC
+}
+
+const Y4M_MAGIC: &[u8; 10] = b"YUV4MPEG2 ";
+
+/// The file's first ten bytes (zeros where it is shorter or unreadable):
+/// enough to tell Y4M and JPEG from everything else.
+fn first_bytes(path: &Path) -> [u8; 10] {
     let mut head = [0u8; 10];
-    std::fs::File::open(path).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head)).is_ok()
-        && &head == b"YUV4MPEG2 "
+    let _ = std::fs::File::open(path).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head));
+    head
 }
 
 /// Which decoded frames to analyse.
@@ -144,9 +152,8 @@ impl Clip {
         if len == 0 {
             return Err(VideoError::Empty { path: name });
         }
-        let mut head = [0u8; 10];
-        std::fs::File::open(path).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head)).ok();
-        let (reader, info) = if &head == b"YUV4MPEG2 " {
+        let head = first_bytes(path);
+        let (reader, info) = if &head == Y4M_MAGIC {
             let y4m = Y4m::open(MappedFile::open(path).map_err(read)?, &name)?;
             let info = y4m.info();
             (Reader::Y4m(y4m), info)
