@@ -270,7 +270,9 @@ impl Y4m {
         let header = std::str::from_utf8(&map[10..end]).map_err(|_| invalid("the Y4M header is not text".into()))?;
         let (mut width, mut height, mut fps, mut colour, mut full_range) = (0u64, 0u64, 25.0, "420jpeg", false);
         for field in header.split(' ').filter(|f| !f.is_empty()) {
-            let (key, value) = field.split_at(1);
+            // The key is one character, and the header is UTF-8 but not
+            // ASCII: split after the first character, not the first byte.
+            let (key, value) = field.split_at(field.chars().next().map_or(0, char::len_utf8));
             let number = |v: &str| {
                 v.parse::<u64>().map_err(|_| invalid(format!("the Y4M header's {key} field {v:?} is not a number")))
             };
@@ -593,6 +595,21 @@ mod tests {
                 }
             }
         }
+        let _ = std::fs::remove_file(&path);
+    }
+
+    /// Found by the clip fuzz target: a header field that starts with a
+    /// multi-byte character (here U+034F) panicked the field split.
+    #[test]
+    fn a_header_field_may_start_with_any_character() {
+        let path = std::env::temp_dir().join(format!("emoedge-utf8-{}.y4m", std::process::id()));
+        let mut data = "YUV4MPEG2 W4 H2 F10:1 \u{34f}# C420jpeg\n".as_bytes().to_vec();
+        data.extend_from_slice(b"FRAME\n");
+        data.extend([128u8; 8 + 2 * 2]);
+        std::fs::write(&path, &data).unwrap();
+        let mut clip = Clip::open(&path, 30.0).expect("an unknown field is skipped");
+        let (index, frame) = clip.next(&mut Picker::new(Pick::Every(1))).unwrap().expect("one frame");
+        assert_eq!((index, frame.width(), frame.height()), (0, 4, 2));
         let _ = std::fs::remove_file(&path);
     }
 
