@@ -14,6 +14,7 @@ mod camera;
 mod config;
 mod display;
 mod explainer;
+mod memory;
 mod privileges;
 mod queue;
 mod socket;
@@ -134,6 +135,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    memory::tune_allocator();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
     if cli.print_config {
@@ -411,8 +413,16 @@ fn run(config: DaemonConfig, duration: Option<f64>) -> Result<(), (u8, anyhow::E
     let watchdog = sd_notify::watchdog_enabled();
     let started = Instant::now();
     let mut pinged = Instant::now();
+    let mut trimmed = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         thread::sleep(Duration::from_millis(100));
+        if trimmed.elapsed() >= Duration::from_secs(60) {
+            memory::trim();
+            if let Some((used, free)) = memory::heap() {
+                log::debug!("heap: {} KiB in use, {} KiB free after the trim", used / 1024, free / 1024);
+            }
+            trimmed = Instant::now();
+        }
         if duration.is_some_and(|d| started.elapsed().as_secs_f64() >= d) {
             break;
         }
@@ -441,7 +451,7 @@ fn run(config: DaemonConfig, duration: Option<f64>) -> Result<(), (u8, anyhow::E
     }
     eprintln!(
         "firmware-host: frames={} captured={} dropped={} events={} fps={:.2} latency_ms_p50={:.1} latency_ms_p95={:.1} \
-         frames_with_face={} camera_lost={} camera_recovered={} explanations={}",
+         frames_with_face={} camera_lost={} camera_recovered={} explanations={} heap_in_use_kib={}",
         stats.frames.load(Ordering::Relaxed),
         stats.captured.load(Ordering::Relaxed),
         queue.dropped(),
@@ -453,6 +463,7 @@ fn run(config: DaemonConfig, duration: Option<f64>) -> Result<(), (u8, anyhow::E
         stats.camera_lost.load(Ordering::Relaxed),
         stats.camera_recovered.load(Ordering::Relaxed),
         explainer.done.load(Ordering::Relaxed),
+        memory::heap().map_or(0, |h| h.0 / 1024),
     );
     Ok(())
 }

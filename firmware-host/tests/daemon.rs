@@ -447,16 +447,22 @@ fn the_systemd_unit_is_hardened() {
     assert!(out.status.success(), "exposure above 3.0: {overall}\n{}", String::from_utf8_lossy(&out.stderr));
 }
 
-fn rss_kib(pid: u32) -> Option<u64> {
+/// RSS in KiB: in all, anonymous (the heap, stacks) and file-backed (the
+/// mapped LLM weights, the binary's pages).
+fn rss_kib(pid: u32) -> Option<[u64; 3]> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()
+    let field = |name: &str| -> Option<u64> {
+        status.lines().find(|l| l.starts_with(name))?.split_whitespace().nth(1)?.parse().ok()
+    };
+    Some([field("VmRSS:")?, field("RssAnon:")?, field("RssFile:")?])
 }
 
 /// The daemon under a steady churn: faces come and go every 3 s (so tracks are
 /// born, explained and lost), a client connects, asks, and leaves every
-/// second, and one client stays all along. RSS is sampled ten times after a
-/// warm-up. `EMOEDGE_SOAK_SECONDS` sets the length (CI: 90; the 30-minute run:
-/// 1800, sampling every 3 minutes), and the growth is reported per hour.
+/// second, and one client stays all along. After a warm-up, RSS is read every
+/// second and kept as one median a minute (at least ten).
+/// `EMOEDGE_SOAK_SECONDS` sets the length (CI: 90; the 30-minute run: 1800),
+/// and the growth is reported per hour.
 #[test]
 fn soak_rss_stays_flat_and_no_event_is_lost() {
     let seconds: u64 = std::env::var("EMOEDGE_SOAK_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(90);
@@ -496,38 +502,53 @@ fn soak_rss_stays_flat_and_no_event_is_lost() {
     };
     // Warm-up: models, the LLM, the first tracks and allocator pools.
     std::thread::sleep(Duration::from_secs(15));
-    let mut samples = Vec::new();
     let t0 = Instant::now();
-    for i in 0..=10 {
-        let due = Duration::from_secs_f64(seconds as f64 * i as f64 / 10.0);
-        if let Some(wait) = due.checked_sub(t0.elapsed()) {
-            std::thread::sleep(wait);
+    // One point a minute (at least ten): the median of one reading a second
+    // over that span. A single reading lands on whatever frame or explanation
+    // is in flight, and scatters by ±4 MiB; the median does not.
+    let n = (seconds / 60).max(10);
+    let mut samples: Vec<(f64, [u64; 3])> = Vec::new();
+    for i in 1..=n {
+        let end = Duration::from_secs_f64(seconds as f64 * i as f64 / n as f64);
+        let mut readings = Vec::new();
+        while t0.elapsed() < end {
+            readings.push(rss_kib(pid).expect("the daemon died"));
+            std::thread::sleep(Duration::from_secs(1).min(end.saturating_sub(t0.elapsed())));
         }
-        samples.push((t0.elapsed().as_secs_f64(), rss_kib(pid).expect("the daemon died")));
+        let median = |k: usize| {
+            let mut v: Vec<u64> = readings.iter().map(|r| r[k]).collect();
+            v.sort_unstable();
+            v[v.len() / 2]
+        };
+        samples.push((t0.elapsed().as_secs_f64(), [median(0), median(1), median(2)]));
     }
     halt.store(true, std::sync::atomic::Ordering::Relaxed);
     let churned = churn.join().unwrap();
     let seqs = reader.join().unwrap();
     let (code, _, stderr) = stop(child, output);
     assert_eq!(code, 0, "{stderr}");
-    // Least-squares slope of RSS over time, in MiB per hour, over all samples
-    // and over the second half (after the allocator's arenas and the thread
-    // caches of the churning clients have filled).
-    let slope = |s: &[(f64, u64)]| {
+    // Least-squares slope of RSS (k: total, anonymous, file-backed) over
+    // time, in MiB per hour.
+    let slope = |s: &[(f64, [u64; 3])], k: usize| {
         let n = s.len() as f64;
-        let (mt, mr) = (s.iter().map(|s| s.0).sum::<f64>() / n, s.iter().map(|s| s.1 as f64).sum::<f64>() / n);
-        let num: f64 = s.iter().map(|s| (s.0 - mt) * (s.1 as f64 - mr)).sum();
+        let (mt, mr) = (s.iter().map(|s| s.0).sum::<f64>() / n, s.iter().map(|s| s.1[k] as f64).sum::<f64>() / n);
+        let num: f64 = s.iter().map(|s| (s.0 - mt) * (s.1[k] as f64 - mr)).sum();
         num / s.iter().map(|s| (s.0 - mt).powi(2)).sum::<f64>() * 3600.0 / 1024.0
     };
-    let (all, steady) = (slope(&samples), slope(&samples[samples.len() / 2..]));
-    let growth = (samples.last().unwrap().1 as f64 - samples[0].1 as f64) / 1024.0;
+    let half = &samples[samples.len() / 2..];
+    let (all, steady) = (slope(&samples, 0), slope(half, 0));
+    let growth = (samples.last().unwrap().1[0] as f64 - samples[0].1[0] as f64) / 1024.0;
     let summary = stderr.lines().find(|l| l.starts_with("firmware-host:")).unwrap_or_default();
+    for (k, what) in ["RSS", "anonymous RSS", "file-backed RSS"].iter().enumerate() {
+        println!(
+            "soak: {what} KiB (medians, one a minute or a tenth of the run) {:?}; slope {:+.2} MiB/h over the run, {:+.2} MiB/h over the second half",
+            samples.iter().map(|s| s.1[k]).collect::<Vec<_>>(),
+            slope(&samples, k),
+            slope(half, k)
+        );
+    }
     println!(
-        "soak: {seconds} s, {churned} churning clients, RSS KiB {:?}",
-        samples.iter().map(|s| s.1).collect::<Vec<_>>()
-    );
-    println!(
-        "soak: growth {growth:+.2} MiB over the run; slope {all:+.2} MiB/h overall, {steady:+.2} MiB/h over the second half; \
+        "soak: {seconds} s, {churned} churning clients; RSS growth {growth:+.2} MiB over the run; \
          kept client {} events, {} lost",
         seqs.len(),
         lost(&seqs)
@@ -537,9 +558,11 @@ fn soak_rss_stays_flat_and_no_event_is_lost() {
     assert!(summary.contains("explanations="), "{summary}");
     assert!(churned as u64 >= seconds / 2);
     // Short runs cannot resolve 1 MiB/h from allocator noise; they bound the
-    // growth itself. The long run holds the steady slope to 1 MiB/h.
+    // growth itself. The long run holds the steady state (its second half)
+    // to 1 MiB/h: in its first ten minutes RSS still fills by ~3 MiB, then
+    // stays flat (the figures printed above show both).
     if seconds >= 1200 {
-        assert!(steady < 1.0, "RSS grows {steady:.2} MiB/h once warm");
+        assert!(steady < 1.0, "RSS grows {steady:.2} MiB/h once warm ({all:+.2} MiB/h over the whole run)");
     } else {
         assert!(growth < 4.0, "RSS grew {growth:.2} MiB in {seconds} s");
     }
