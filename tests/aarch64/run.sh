@@ -14,6 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 bash .ci/setup-aarch64
 T=aarch64-unknown-linux-gnu
+TD=${CARGO_TARGET_DIR:-target}
 out=target/aarch64-check
 mkdir -p "$out"
 export EMOEDGE_CACHE="$PWD/$out/cache"
@@ -21,11 +22,12 @@ failed=0
 
 echo "aarch64: building (release, --no-default-features) for $T" >&2
 cargo build --release --locked --target "$T" --no-default-features --bin emoedge
-[ -x target/release/emoedge ] || cargo build --release --locked --bin emoedge
-arm="qemu-aarch64-static -L /usr/aarch64-linux-gnu target/$T/release/emoedge"
+[ -x "$TD/release/emoedge" ] || cargo build --release --locked --bin emoedge
+x86="$TD/release/emoedge"
+arm="qemu-aarch64-static -L /usr/aarch64-linux-gnu $TD/$T/release/emoedge"
 # ELF e_machine 0xB7 is AArch64.
 python3 -c 'import sys; b=open(sys.argv[1],"rb").read(20); sys.exit(0 if b[:4]==b"\x7fELF" and b[18]==0xB7 else 1)' \
-    "target/$T/release/emoedge" && echo "aarch64: ok the binary is an AArch64 ELF"
+    "$TD/$T/release/emoedge" && echo "aarch64: ok the binary is an AArch64 ELF"
 
 echo "aarch64: the library's tests under qemu" >&2
 if cargo test --release --locked --target "$T" --no-default-features --lib 2>&1 | tee "$out/lib-tests.log" | tail -3; then
@@ -36,15 +38,27 @@ else
 fi
 
 for p in fp32 int8; do
-    ./target/release/emoedge analyze tests/data/astronaut.png --json --precision "$p" > "$out/x86-$p.json"
+    $x86 analyze tests/data/astronaut.png --json --precision "$p" > "$out/x86-$p.json"
     $arm analyze tests/data/astronaut.png --json --precision "$p" > "$out/arm-$p.json"
     python3 tests/aarch64/compare.py analyze "$out/x86-$p.json" "$out/arm-$p.json" "$p" || failed=1
 done
 $arm --version | sed 's/^/aarch64: version: /' | head -3
 
 if [ -z "${EMOEDGE_AARCH64_QUICK:-}" ]; then
+    # The ARMv8.2 kernels. tract picks its fp16-arithmetic and SDOT kernels
+    # from /proc/cpuinfo, which under qemu-user is this x86 host's, so above
+    # it ran its baseline NEON ones. qemu's CPU has both extensions, and
+    # TRACT_CPU_AARCH64_KIND=a55 makes tract take them (the Cortex-A55
+    # flavour; a Pi 5 or a Jetson gets the generic flavour of the same
+    # instructions). fp16 then computes in half precision, where x86 widens
+    # to f32, hence its own tolerances (compare.py).
+    for p in fp16 int8; do
+        [ -f "$out/x86-$p.json" ] || $x86 analyze tests/data/astronaut.png --json --precision "$p" > "$out/x86-$p.json"
+        TRACT_CPU_AARCH64_KIND=a55 $arm analyze tests/data/astronaut.png --json --precision "$p" > "$out/arm-a55-$p.json"
+        python3 tests/aarch64/compare.py analyze "$out/x86-$p.json" "$out/arm-a55-$p.json" "$p-armv8.2" || failed=1
+    done
     prompt="The person shows happiness because"
-    ./target/release/emoedge generate --prompt "$prompt" -n 16 --tokens > "$out/x86-gen.txt"
+    $x86 generate --prompt "$prompt" -n 16 --tokens > "$out/x86-gen.txt"
     $arm generate --prompt "$prompt" -n 16 --tokens > "$out/arm-gen.txt"
     python3 tests/aarch64/compare.py generate "$out/x86-gen.txt" "$out/arm-gen.txt" int8 || failed=1
 fi
