@@ -9,8 +9,8 @@
 //! - free memory in the middle of a heap is only given back by `malloc_trim`.
 //!
 //! So: two arenas, a fixed mmap threshold (a big buffer goes back to the
-//! kernel when it is freed), and a trim once a minute. Other C libraries
-//! (musl) have none of these knobs and none of these habits.
+//! kernel when it is freed), and a trim once a minute. With another C
+//! library (musl) these calls are left out.
 
 /// Sets malloc's policy. Call before any thread starts.
 pub fn tune_allocator() {
