@@ -559,7 +559,7 @@ fn soak_rss_stays_flat_and_no_event_is_lost() {
     assert!(churned as u64 >= seconds / 2);
     // Short runs cannot resolve 1 MiB/h from allocator noise; they bound the
     // growth itself. The long run holds the steady state (its second half)
-    // to 1 MiB/h: in its first ten minutes RSS still fills by ~3 MiB, then
+    // to 1 MiB/h: in its first ten minutes RSS still fills by 1–3 MiB, then
     // stays flat (the figures printed above show both).
     if seconds >= 1200 {
         assert!(steady < 1.0, "RSS grows {steady:.2} MiB/h once warm ({all:+.2} MiB/h over the whole run)");
