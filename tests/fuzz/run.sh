@@ -47,9 +47,10 @@ asan)
     BIN=target/fuzz-build/x86_64-unknown-linux-gnu/release
     ;;
 quick)
+    TD=${CARGO_TARGET_DIR:-target}
     RUSTC_WRAPPER="$ROOT/tests/fuzz/rustc-sancov" \
-        cargo build --release --locked --manifest-path tests/fuzz/Cargo.toml --target-dir "${CARGO_TARGET_DIR:-target}" >&2
-    BIN=${CARGO_TARGET_DIR:-target}/release
+        cargo build --release --locked --manifest-path tests/fuzz/Cargo.toml --target-dir "$TD" >&2
+    BIN=$TD/release
     ;;
 *)
     echo "fuzz: EMOEDGE_FUZZ_BUILD is asan or quick, not $BUILD" >&2
@@ -82,7 +83,9 @@ fuzz_one() {
         echo "fuzz: ok $t runs=$runs seconds=$secs corpus=$(find "$corpus" -type f | wc -l) build=$BUILD"
     else
         echo "fuzz: FAIL $t exit=$rc findings=$found (see $log and $artifacts)"
-        grep -E "ERROR|panicked|SUMMARY" "$log" | head -n 5 || true
+        # -a: libFuzzer's log holds the input's raw bytes, and grep would
+        # otherwise only say "binary file matches".
+        grep -a -E "ERROR|panicked|SUMMARY" "$log" | head -n 5 || true
     fi > "target/fuzz/$t.verdict"
 }
 
