@@ -1,6 +1,7 @@
 //! Where the models run. One trait, [`Backend`]: the CPU (tract's own
 //! kernels) always, CUDA through tract's GPU runtime with the `cuda` feature.
-//! No stage knows which one it got.
+//! No stage knows which one it got; the LLM only asks whether it may use
+//! emoedge's own CPU kernels ([`Backend::runs_on_host`]).
 //!
 //! [`select`] turns `--device auto|cpu|cuda` into a backend and says why:
 //! CUDA needs the feature compiled in, a driver, the CUDA runtime libraries
@@ -15,6 +16,9 @@ use tract_onnx::tract_core::runtime::{Runnable, Runtime};
 pub trait Backend: Send + Sync {
     fn name(&self) -> &'static str;
     fn prepare(&self, model: TypedModel) -> TractResult<Box<dyn Runnable>>;
+    /// Whether models run in this process's memory on the CPU: emoedge's own
+    /// ops (the LLM's kernels over memory-mapped weights) run only there.
+    fn runs_on_host(&self) -> bool;
 }
 
 /// tract's own optimiser and kernels on the host CPU.
@@ -38,6 +42,9 @@ impl Backend for Cpu {
     fn name(&self) -> &'static str {
         "cpu"
     }
+    fn runs_on_host(&self) -> bool {
+        true
+    }
     fn prepare(&self, mut model: TypedModel) -> TractResult<Box<dyn Runnable>> {
         // An fp16 export then keeps its half-size file and f16-rounded weights,
         // and computes in f32.
@@ -60,8 +67,13 @@ impl Backend for Cuda {
     fn name(&self) -> &'static str {
         "cuda"
     }
+    fn runs_on_host(&self) -> bool {
+        false
+    }
     fn prepare(&self, model: TypedModel) -> TractResult<Box<dyn Runnable>> {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.0.prepare(model)))
+        // tract-cuda's translation matches decluttered ops (EinSum as matrix
+        // products, RmsNorm then its gain); the CPU runtime declutters on its own.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.0.prepare(model.into_decluttered()?)))
             .unwrap_or_else(|_| Err(anyhow::anyhow!("tract-cuda panicked while preparing the model")))
     }
 }

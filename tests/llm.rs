@@ -216,6 +216,72 @@ mod decoding {
         }
     }
 
+    /// The graph a GPU runs (weights as tensors, tract's EinSum,
+    /// DynKeyValueCache and Sdpa), here on tract's CPU runtime: it must be the
+    /// mapped graph's model. At fp32 and fp16 (whose weights stay f16 there,
+    /// widened on this CPU as the mapped kernels widen them), greedy tokens
+    /// equal llama.cpp's, and the logits equal the mapped graph's within 1e-3
+    /// (the sums run in another order) after a prefill, after a second prefill onto a cache (causal
+    /// mask offset by the past), and at each decode step.
+    #[test]
+    fn the_gpus_graph_of_tract_ops_equals_the_mapped_one() {
+        use emoedge::backend::{Backend, Cpu};
+        use tract_onnx::prelude::*;
+        /// tract's CPU runtime, but not this process's own kernels: the
+        /// graph is then the one tract-cuda is given.
+        struct TractOpsOnly;
+        impl Backend for TractOpsOnly {
+            fn name(&self) -> &'static str {
+                "cpu, tract's ops only"
+            }
+            fn prepare(&self, model: TypedModel) -> TractResult<Box<dyn tract_onnx::tract_core::runtime::Runnable>> {
+                Cpu.prepare(model)
+            }
+            fn runs_on_host(&self) -> bool {
+                false
+            }
+        }
+        let case = &fixture("greedy_f32.json")[0];
+        let (prompt, want) = (ids(&case["prompt_ids"]), ids(&case["tokens"]));
+        for precision in [Precision::Fp32, Precision::Fp16] {
+            let mapped = Llm::load(&gguf_path(), precision).unwrap();
+            let tensors = Llm::load_on(&gguf_path(), precision, &TractOpsOnly).unwrap();
+            assert_eq!(tensors.device, "cpu, tract's ops only");
+            assert_eq!(greedy(&tensors, &prompt, 8), want[..8], "{precision}: greedy tokens vs llama.cpp's F32");
+            let (mut a, mut b) = (mapped.session().unwrap(), tensors.session().unwrap());
+            let mut worst = 0f32;
+            let mut compare = |ids: &[u32], what: &str| {
+                let (x, y) = (a.logits_after(ids).unwrap().to_vec(), b.logits_after(ids).unwrap());
+                let diff = x.iter().zip(y).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+                assert!(diff <= 1e-3, "{precision}, {what}: logits differ by {diff}");
+                worst = worst.max(diff);
+                argmax(&x)
+            };
+            let split = prompt.len() / 2;
+            compare(&prompt[..split], "first prefill");
+            let mut ids = prompt.clone();
+            ids.push(compare(&prompt, "second prefill onto the cache"));
+            for step in 0..8 {
+                ids.push(compare(&ids, &format!("decode step {step}")));
+            }
+            println!("tract-ops graph vs mapped graph, {precision}: largest logit difference {worst:.2e}");
+        }
+    }
+
+    /// CUDA asked for where it cannot run (this machine: no GPU; CI builds
+    /// this with and without `--features cuda`): the LLM runs on the CPU's
+    /// mapped graph, and says so.
+    #[test]
+    fn an_llm_asked_for_cuda_without_a_gpu_runs_on_the_cpu() {
+        if emoedge::backend::cuda_available().is_ok() {
+            return;
+        }
+        let llm = Llm::load_on_device(&gguf_path(), Precision::Fp32, emoedge::backend::Device::Cuda).unwrap();
+        assert_eq!(llm.device, "cpu");
+        let case = &fixture("greedy_f32.json")[0];
+        assert_eq!(greedy(&llm, &ids(&case["prompt_ids"]), 4), ids(&case["tokens"])[..4]);
+    }
+
     /// The int8 export is the manifest's, byte for byte, and its weights are
     /// served from the file mapping (page cache), not from copies on the heap.
     #[test]

@@ -275,6 +275,7 @@ max_pending = 8
 
 [analysis]                   # the emoedge library's keys (see its README)
 # precision = "fp32"
+# device = "auto"            # auto | cpu | cuda: the face models and the LLM (a cuda build)
 [analysis.track]
 detect_every = 10
 max_missed = 15

@@ -289,9 +289,16 @@ fn run(config: DaemonConfig, duration: Option<f64>) -> Result<(), (u8, anyhow::E
     }
     let dir = config.analysis.models.clone().unwrap_or_else(emoedge::models::default_dir);
     let precision = config.analysis.precision.unwrap_or(Precision::Fp32);
-    let pipeline = Pipeline::load(&dir, precision, &emoedge::models::Cpu, config.analysis.clone())
+    let device = config.analysis.device.unwrap_or_default();
+    let selected = emoedge::backend::select(device);
+    let pipeline = Pipeline::load(&dir, precision, selected.backend.as_ref(), config.analysis.clone())
         .map_err(|e| (4, anyhow::Error::from(e).context(format!("loading the face models from {}", dir.display()))))?;
-    log::info!("face models loaded from {} at {precision}", dir.display());
+    log::info!(
+        "face models loaded from {} at {precision} on {}: {}",
+        dir.display(),
+        selected.backend.name(),
+        selected.why
+    );
 
     let bus = Arc::new(Bus::new(config.events.stdout, config.events.client_queue));
     let stats = Arc::new(Stats::default());
@@ -364,7 +371,7 @@ fn run(config: DaemonConfig, duration: Option<f64>) -> Result<(), (u8, anyhow::E
                 };
                 // Loaded again when its file changes under it (see emoedge::mapped).
                 loop {
-                    match emoedge::llm::session::Llm::load(&path, llm_cfg.precision) {
+                    match emoedge::llm::session::Llm::load_on_device(&path, llm_cfg.precision, device) {
                         Ok(llm) => {
                             let changed = explainer.run(&llm, &bus, llm_cfg.max_tokens, |id, text| {
                                 lock(&screen).explanation = Some((id, text.to_string()));

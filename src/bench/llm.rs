@@ -92,7 +92,8 @@ fn run_json(mut cmd: Command, what: &str) -> Result<LlmRun> {
 /// Ours, in a fresh `emoedge bench-llm` process.
 pub fn run_ours(exe: &Path, gguf: &Path, p: Precision, threads: usize, prompt: usize, decode: usize) -> Result<LlmRun> {
     let mut cmd = Command::new(exe);
-    cmd.arg("--threads").arg(threads.to_string()).arg("bench-llm").arg("--model").arg(gguf);
+    // On the CPU, as llama.cpp is: the rows compare kernels on the same cores.
+    cmd.args(["--device", "cpu", "--threads", &threads.to_string(), "bench-llm", "--model"]).arg(gguf);
     cmd.args(["--precision", p.as_str(), "--prompt", &prompt.to_string(), "--decode", &decode.to_string()]);
     run_json(cmd, &format!("emoedge bench-llm at {p}"))
 }

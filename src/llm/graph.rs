@@ -1,30 +1,38 @@
-//! The LLaMA forward pass as a tract graph over an emoedge export's weights,
-//! which stay in the memory-mapped file (see [`super::linear`]).
+//! The LLaMA forward pass as a tract graph over an emoedge export's weights.
+//!
+//! The graph holds its weights one of two ways ([`Weights`]). On the CPU they
+//! stay in the memory-mapped file, read by emoedge's own kernels
+//! ([`super::linear`], [`CachedAttention`]). For a GPU they are copied into
+//! tensors and the graph uses only tract's standard ops, which tract-cuda
+//! translates: its runtime cannot run our custom ops on the device.
 //!
 //! One graph serves prefill and decode:
 //!   input  `tokens` : i64 [S]          (S = new tokens this call)
 //!   input  `positions` : i64 [S]    (their absolute positions, P .. P+S)
 //!   output `logits` : f32 [1, vocab]   (the last position only)
-//! The KV cache lives inside the graph, in the state of one
-//! [`CachedAttention`] op per layer, which holds [n_kv_heads, P, head_dim]
-//! keys and values, P being the tokens already seen; each run appends S. A
-//! session's state is the cache: spawn a new state to forget, clone it to fork.
+//! The KV cache lives inside the graph, in op state: one [`CachedAttention`]
+//! per layer (mapped), or two of tract's `DynKeyValueCache` before its `Sdpa`
+//! (tensors). Either holds [n_kv_heads, P, head_dim] keys and values, P being
+//! the tokens already seen; each run appends S. A session's state is the
+//! cache: spawn a new state to forget, clone it to fork.
 
 use anyhow::{Context, Result};
 use tract_nnef::internal::*;
 use tract_onnx::tract_core::ops::{
     array::{Gather, Slice},
     binary::TypedBinOp,
+    cast::Cast,
     change_axes::wire_with_rank_broadcast,
+    einsum::EinSum,
     math,
     nn::{silu::silu, RmsNorm},
 };
-use tract_transformers::ops::apply_rope::ApplyRope;
+use tract_transformers::ops::{apply_rope::ApplyRope, dyn_kv_cache::DynKeyValueCache, sdpa::Sdpa};
 
 use super::{
     attention::CachedAttention,
     convert::ROPE_LAYOUT_KEY,
-    gguf::{Gguf, TensorInfo},
+    gguf::{GgmlType, Gguf, TensorInfo},
     linear::{MappedEmbedding, MappedLinear, MappedMatrix},
 };
 
@@ -85,10 +93,23 @@ impl Config {
     }
 }
 
+/// Where the graph's weights live, which decides the ops that read them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Weights {
+    /// In the export's memory mapping, read by emoedge's kernels: no copy,
+    /// and the fastest CPU path. Only tract's CPU runtime can run it.
+    Mapped,
+    /// Copied into tensors held by the runtime (f16 from an F16 export, else
+    /// dequantised to f32), with tract's own EinSum, DynKeyValueCache and
+    /// Sdpa: any tract runtime translates it, tract-cuda included.
+    Tensors,
+}
+
 /// Small builder around a TypedModel: naming + the few wiring helpers we need.
 struct Builder<'g> {
     model: TypedModel,
     gguf: &'g Gguf,
+    weights: Weights,
 }
 
 impl Builder<'_> {
@@ -110,10 +131,38 @@ impl Builder<'_> {
         self.model.add_const(name, t)
     }
 
-    /// y[S, n] = x[S, k] · W[n, k]ᵀ (a bias-less nn.Linear), W read from the mapping.
+    /// A weight as an f32 constant, for [`Weights::Tensors`].
+    /// An F16 export's weights stay f16 (half the GPU memory, and what the
+    /// GPU's matrix kernels read); the rest are dequantised to f32.
+    fn weight_tensor(&mut self, gguf_name: &str) -> Result<OutletId> {
+        let info = self.gguf.tensor(gguf_name)?;
+        let t = if info.kind == GgmlType::F16 {
+            let halves: Vec<f16> =
+                self.gguf.raw(info)?.chunks_exact(2).map(|b| f16::from_le_bytes([b[0], b[1]])).collect();
+            Tensor::from_shape(&shape(info), &halves)?
+        } else {
+            Tensor::from_shape(&shape(info), &self.gguf.dequantize(info)?)?
+        };
+        self.konst(gguf_name, t)
+    }
+
+    /// y[S, n] = x[S, k] · W[n, k]ᵀ (a bias-less nn.Linear).
     fn linear(&mut self, name: &str, gguf_name: &str, x: OutletId) -> Result<OutletId> {
-        let weight = self.gguf.matrix(gguf_name)?;
-        self.wire(name, MappedLinear { weight }, &[x])
+        match self.weights {
+            Weights::Mapped => {
+                let weight = self.gguf.matrix(gguf_name)?;
+                self.wire(name, MappedLinear { weight }, &[x])
+            }
+            Weights::Tensors => {
+                let w = self.weight_tensor(gguf_name)?;
+                self.matmul_t(name, x, w)
+            }
+        }
+    }
+
+    /// x[S, k] · W[n, k]ᵀ as tract's EinSum (a matrix product on every runtime).
+    fn matmul_t(&mut self, name: &str, x: OutletId, w: OutletId) -> Result<OutletId> {
+        self.wire(name, EinSum::new("mk,nk->mn".parse()?, f32::datum_type()), &[x, w])
     }
 
     /// Several linears of the same input as one: when their weights lie back
@@ -123,7 +172,11 @@ impl Builder<'_> {
     /// linear each.
     fn linears(&mut self, name: &str, gguf_names: &[String], x: OutletId) -> Result<Vec<OutletId>> {
         let parts = gguf_names.iter().map(|n| self.gguf.matrix(n)).collect::<Result<Vec<_>>>()?;
-        let Some(fused) = MappedMatrix::concat(&parts) else {
+        let fused = match self.weights {
+            Weights::Mapped => MappedMatrix::concat(&parts),
+            Weights::Tensors => None,
+        };
+        let Some(fused) = fused else {
             return gguf_names.iter().enumerate().map(|(i, g)| self.linear(&format!("{name}.{i}"), g, x)).collect();
         };
         let rank = self.model.outlet_fact(x)?.rank();
@@ -182,7 +235,7 @@ pub fn required_tensors(c: &Config) -> Vec<String> {
 }
 
 /// Builds the graph over an emoedge export (see [`super::convert`]).
-pub fn build(gguf: &Gguf) -> Result<(Config, TypedModel)> {
+pub fn build(gguf: &Gguf, weights: Weights) -> Result<(Config, TypedModel)> {
     let c = Config::from_gguf(gguf)?;
     anyhow::ensure!(
         gguf.metadata.get(ROPE_LAYOUT_KEY).and_then(|v| v.as_str()) == Some("neox"),
@@ -190,14 +243,25 @@ pub fn build(gguf: &Gguf) -> Result<(Config, TypedModel)> {
         gguf.path
     );
     let (hd, nh, nkv) = (c.head_dim, c.n_heads, c.n_kv_heads);
-    let mut b = Builder { model: TypedModel::default(), gguf };
+    let mut b = Builder { model: TypedModel::default(), gguf, weights };
     let s = b.model.sym("S");
     let s_dim = TDim::from(s.clone());
+    let p_dim = TDim::from(b.model.sym("P")); // tokens already in the cache (Weights::Tensors)
 
     // ---- inputs & embeddings -------------------------------------------------
     let tokens = b.model.add_source("tokens", i64::fact([s_dim.clone()]))?; // [S]
-    let table = gguf.matrix("token_embd.weight")?; // [vocab, d], also the head when tied
-    let mut x = b.wire("embed", MappedEmbedding { table: table.clone() }, &[tokens])?; // [S, d]
+                                                                            // [vocab, d], also the head when tied: one constant serves both.
+    let table = match weights {
+        Weights::Mapped => None,
+        Weights::Tensors => Some(b.weight_tensor("token_embd.weight")?),
+    };
+    let mut x = match table {
+        None => b.wire("embed", MappedEmbedding { table: gguf.matrix("token_embd.weight")? }, &[tokens])?,
+        Some(table) => {
+            let rows = b.wire("embed", Gather::new(0), &[table, tokens])?;
+            b.wire("embed.f32", Cast::new(f32::datum_type()), &[rows])?
+        }
+    }; // [S, d]
 
     // ---- RoPE cos/sin for absolute positions P..P+S --------------------------
     let (cos_t, sin_t) = rope_tables(&c)?;
@@ -235,8 +299,32 @@ pub fn build(gguf: &Gguf) -> Result<(Config, TypedModel)> {
         let k = b.wire(n("k.rope"), ApplyRope, &[k, cos, sin])?;
 
         // causal GQA attention over the cached and new keys, scale 1/sqrt(hd): [1, nh, S, hd]
-        let attention = CachedAttention { n_heads: nh, n_kv_heads: nkv, head_dim: hd };
-        let att = b.wire(n("attention"), attention, &[q, k, v])?;
+        let att = match weights {
+            Weights::Mapped => {
+                let attention = CachedAttention { n_heads: nh, n_kv_heads: nkv, head_dim: hd };
+                b.wire(n("attention"), attention, &[q, k, v])?
+            }
+            Weights::Tensors => {
+                let cached = |b: &mut Builder, what: &str, new: OutletId| {
+                    let cache = DynKeyValueCache {
+                        name: n(&format!("{what}_cache")),
+                        axis: 2,
+                        past_sequence_fact: f32::fact([1.into(), nkv.into(), p_dim.clone(), hd.into()]),
+                        input_sequence_fact: f32::fact([1.into(), nkv.into(), s_dim.clone(), hd.into()]),
+                    };
+                    b.wire(n(&format!("{what}_cache")), cache, &[new]) // [1, nkv, P+S, hd]
+                };
+                let (k, v) = (cached(&mut b, "k", k)?, cached(&mut b, "v", v)?);
+                // Causal from the bottom right: query i (at P + i) sees keys 0 ..= P + i.
+                let sdpa = Sdpa {
+                    scale: None,
+                    datum_type: f32::datum_type(),
+                    acc_datum_type: f32::datum_type(),
+                    is_causal: true,
+                };
+                b.wire(n("attention"), sdpa, &[q, k, v])?
+            }
+        };
         let att = b.wire(n("att.rm_batch"), AxisOp::Rm(0), &[att])?; // [nh, S, hd]
         let att = b.wire(n("att.seq_first"), AxisOp::Move(0, 1), &[att])?; // [S, nh, hd]
         let att =
@@ -258,8 +346,11 @@ pub fn build(gguf: &Gguf) -> Result<(Config, TypedModel)> {
     let last = b.wire("last", Slice::new(0, s_dim.clone() - 1, s_dim.clone()), &[x])?; // [1, d]
     let last = b.rms_norm("output_norm", last, "output_norm.weight", c.rms_eps)?;
     // Tied embeddings (SmolLM2) have no output.weight: the head is the embedding table.
-    let head = if gguf.tensor("output.weight").is_ok() { gguf.matrix("output.weight")? } else { table };
-    let logits = b.wire("logits", MappedLinear { weight: head }, &[last])?; // [1, vocab]
+    let head = if gguf.tensor("output.weight").is_ok() { "output.weight" } else { "token_embd.weight" };
+    let logits = match table {
+        Some(table) if head == "token_embd.weight" => b.matmul_t("logits", last, table)?,
+        _ => b.linear("logits", head, last)?,
+    }; // [1, vocab]
 
     b.model.select_output_outlets(&[logits])?;
     b.model.set_outlet_label(logits, "logits".into())?;

@@ -9,21 +9,25 @@ use std::{path::Path, sync::Arc, time::Instant};
 
 use anyhow::{bail, Result};
 use tract_nnef::internal::*;
+use tract_onnx::tract_core::runtime::{Runnable, State};
 
 use super::{
     gguf::Gguf,
-    graph::{build, Config},
+    graph::{build, Config, Weights},
     sampler::{Sampler, Sampling},
     tokenizer::Tokenizer,
 };
-use crate::models::Precision;
+use crate::{
+    backend::{Backend, Cpu, Device},
+    models::Precision,
+};
 
 /// Tokens fed to the graph per call during prefill: long prompts go in chunks
 /// so the attention scratch stays bounded.
 pub const PREFILL_CHUNK: usize = 128;
 
 pub struct Llm {
-    plan: Arc<TypedSimplePlan>,
+    plan: Box<dyn Runnable>,
     /// The export's mapping, which the weight ops read: checked after each step.
     weights: Arc<crate::mapped::MappedFile>,
     pub tokenizer: Tokenizer,
@@ -33,28 +37,63 @@ pub struct Llm {
     pub export: std::path::PathBuf,
     /// Seconds spent converting (first use only), mapping, building and optimising the graph.
     pub load_seconds: f64,
+    /// The backend it runs on ([`Backend::name`]).
+    pub device: &'static str,
 }
 
 impl Llm {
-    /// Loads a model for `precision`. A plain GGUF is converted once into the
-    /// cache (see [`super::convert::ensure_export`]); an export is mapped as is.
+    /// Loads a model for `precision` on the CPU. A plain GGUF is converted
+    /// once into the cache (see [`super::convert::ensure_export`]); an export
+    /// is mapped as is.
     pub fn load(path: &Path, precision: Precision) -> Result<Llm> {
+        Llm::load_on(path, precision, &Cpu)
+    }
+
+    /// [`Llm::load`] on `backend`. On the CPU the graph reads the mapped
+    /// weights through emoedge's kernels; elsewhere it holds them as tensors
+    /// in tract's standard ops, which the backend's runtime translates.
+    pub fn load_on(path: &Path, precision: Precision, backend: &dyn Backend) -> Result<Llm> {
         let t = Instant::now();
         let export = super::convert::ensure_export(path, precision)?;
         let gguf = Gguf::open(&export)?;
         let tokenizer = Tokenizer::from_gguf(&gguf)?;
-        let (config, model) = build(&gguf)?;
-        let weights = gguf.mapping();
-        let plan = model.into_optimized()?.into_runnable()?;
+        let weights = if backend.runs_on_host() { Weights::Mapped } else { Weights::Tensors };
+        let (config, model) = build(&gguf, weights)?;
+        let plan = backend.prepare(model)?;
         log::info!(
-            "loaded {} at {precision} from {} in {:.1}s ({} kernels, {} thread(s))",
+            "loaded {} at {precision} from {} in {:.1}s on {} ({weights:?} weights; {} kernels, {} thread(s))",
             path.display(),
             export.display(),
             t.elapsed().as_secs_f64(),
+            backend.name(),
             super::kernels::isa(),
             super::linear::threads()
         );
-        Ok(Llm { plan, weights, tokenizer, config, precision, export, load_seconds: t.elapsed().as_secs_f64() })
+        Ok(Llm {
+            plan,
+            weights: gguf.mapping(),
+            tokenizer,
+            config,
+            precision,
+            export,
+            load_seconds: t.elapsed().as_secs_f64(),
+            device: backend.name(),
+        })
+    }
+
+    /// [`Llm::load_on`] the backend `device` selects ([`crate::backend::select`]).
+    /// Where a GPU's runtime cannot take the graph, it is loaded on the CPU
+    /// instead, with the reason logged: a slower explanation beats none.
+    pub fn load_on_device(path: &Path, precision: Precision, device: Device) -> Result<Llm> {
+        let selected = crate::backend::select(device);
+        log::info!("LLM on {}: {}", selected.backend.name(), selected.why);
+        if selected.backend.runs_on_host() {
+            return Llm::load_on(path, precision, selected.backend.as_ref());
+        }
+        Llm::load_on(path, precision, selected.backend.as_ref()).or_else(|e| {
+            log::warn!("the LLM could not be set up on {} ({e:#}); using the CPU", selected.backend.name());
+            Llm::load(path, precision)
+        })
     }
 
     /// A session whose cache already holds `prefix` (see [`Session`]).
@@ -77,7 +116,7 @@ impl Llm {
 #[derive(Clone)]
 pub struct Session<'a> {
     llm: &'a Llm,
-    state: TypedSimpleState,
+    state: Box<dyn State>,
     /// The tokens the KV cache holds, in order.
     pub tokens: Vec<u32>,
     /// The logits after the last fed token.

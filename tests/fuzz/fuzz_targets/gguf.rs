@@ -11,5 +11,5 @@ fuzz_target!(|data: &[u8]| {
     }
     let Ok(gguf) = Gguf::open(&path) else { return };
     let _ = Tokenizer::from_gguf(&gguf);
-    let _ = graph::build(&gguf);
+    let _ = graph::build(&gguf, graph::Weights::Mapped);
 });
