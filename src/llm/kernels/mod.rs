@@ -14,8 +14,9 @@
 //! integer sum exact. So int8 here is llama.cpp's Q8_0, not an approximation
 //! of it.
 //!
-//! Each kernel has an AVX2+FMA+F16C path, picked at run time, and a portable
-//! one that is the reference in the unit tests.
+//! Each kernel has an AVX2+FMA+F16C path ([`avx2`]) and a NEON one, with or
+//! without the dot-product extension ([`neon`]), picked at run time, and a
+//! portable one that is the reference in the unit tests.
 
 use half::f16;
 
@@ -50,32 +51,48 @@ impl RowFormat {
     }
 }
 
-fn simd() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *HAS.get_or_init(|| {
-            is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c")
-        })
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    false
+/// The kernels this CPU can run, detected once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(dead_code)] // each target builds only its own variants
+enum Isa {
+    /// x86_64 with AVX2, FMA and F16C.
+    Avx2,
+    /// AArch64's baseline SIMD; `dot`: the ARMv8.2 dot-product extension too.
+    Neon {
+        dot: bool,
+    },
+    Portable,
+}
+
+fn detect() -> Isa {
+    static ISA: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
+    *ISA.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c") {
+            return Isa::Avx2;
+        }
+        #[cfg(target_arch = "aarch64")]
+        return Isa::Neon { dot: std::arch::is_aarch64_feature_detected!("dotprod") };
+        #[allow(unreachable_code)]
+        Isa::Portable
+    })
 }
 
 /// The instruction set the kernels use on this CPU, for logs and `doctor`.
 pub fn isa() -> &'static str {
-    if simd() {
-        "avx2+fma+f16c"
-    } else {
-        "portable"
+    match detect() {
+        Isa::Avx2 => "avx2+fma+f16c",
+        Isa::Neon { dot: true } => "neon+dotprod",
+        Isa::Neon { dot: false } => "neon",
+        Isa::Portable => "portable",
     }
 }
 
 /// Quantises `x` (a multiple of 32 long) as llama.cpp's `quantize_row_q8_0`.
 pub fn quantize_q8_0(x: &[f32], out: &mut Vec<BlockQ8>) {
     #[cfg(target_arch = "x86_64")]
-    if simd() {
-        // SAFETY: AVX2, FMA and F16C are present (checked by `simd`).
+    if detect() == Isa::Avx2 {
+        // SAFETY: AVX2, FMA and F16C are present (checked by `detect`).
         unsafe { avx2::quantize_q8_0(x, out) };
         return;
     }
@@ -146,12 +163,15 @@ unsafe impl Sync for Columns {}
 /// during the call.
 pub unsafe fn matmul_rows(format: RowFormat, w: &[u8], xs: &[Activation], y: Columns) {
     let rb = format.row_bytes(activation_len(&xs[0]));
-    #[cfg(target_arch = "x86_64")]
-    if simd() {
-        // SAFETY: the CPU has AVX2, FMA and F16C (checked above); `y` is the
-        // caller's promise.
-        unsafe { avx2::matmul_rows(format, w, xs, y) };
-        return;
+    match detect() {
+        // SAFETY: the CPU has AVX2, FMA and F16C (checked by `detect`); `y`
+        // is the caller's promise.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => return unsafe { avx2::matmul_rows(format, w, xs, y) },
+        // SAFETY: NEON is in every AArch64 CPU, and `dot` says whether SDOT is.
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon { dot } => return unsafe { neon::matmul_rows(format, w, xs, y, dot) },
+        _ => {}
     }
     for (i, wr) in w.chunks_exact(rb.max(1)).enumerate() {
         for (c, x) in xs.iter().enumerate() {
@@ -217,215 +237,9 @@ mod portable {
 }
 
 #[cfg(target_arch = "x86_64")]
-mod avx2 {
-    use std::arch::x86_64::*;
-
-    use super::*;
-
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn hsum(v: __m256) -> f32 {
-        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-        let s = _mm_add_ss(s, _mm_movehdup_ps(s));
-        _mm_cvtss_f32(s)
-    }
-
-    /// Weight rows per tile: four independent streams keep enough loads in
-    /// flight to approach the memory bandwidth, where one stream stalls.
-    const R: usize = 4;
-    /// How far ahead of the current block each weight stream is prefetched:
-    /// into L1 this far, and into L2 four times as far. The layers' matrices
-    /// are small (0.3–1 MB), so the hardware prefetcher never ramps up on its
-    /// own. Measured on int8 decode, 1 thread: no prefetch 19.5 tok/s; L1 8
-    /// blocks ahead 24.8, 32 ahead 28.9, 64 ahead 32 (128: 31); adding the L2
-    /// prefetch 4× further took it to 42–44 (8×: 42.5, 16×: 42.5).
-    const PREFETCH: usize = 64 * Q8_0_BYTES;
-    /// The L1 distance in bytes for f32/f16 rows; their L2 prefetch goes 8×
-    /// as far (fp16 decode: 4× 30.2 tok/s, 8× 30.8; 4096 bytes × 4: 30.2).
-    const PREFETCH_BYTES: usize = 2048;
-
-    /// llama.cpp's AVX2 `quantize_row_q8_0`: |x| max per block, scale 127/max,
-    /// round half to even, pack to bytes.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    pub unsafe fn quantize_q8_0(x: &[f32], out: &mut Vec<BlockQ8>) {
-        out.clear();
-        let sign = _mm256_set1_ps(-0.0);
-        for chunk in x.chunks_exact(QK) {
-            let p = chunk.as_ptr();
-            let v =
-                [_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8)), _mm256_loadu_ps(p.add(16)), _mm256_loadu_ps(p.add(24))];
-            let m = v.iter().fold(_mm256_setzero_ps(), |m, v| _mm256_max_ps(m, _mm256_andnot_ps(sign, *v)));
-            let m = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-            let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-            let amax = _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
-            let id = _mm256_set1_ps(if amax != 0.0 { 127.0 / amax } else { 0.0 });
-            let q = v.map(|v| {
-                _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v, id), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC))
-            });
-            // i32 → i16 → i8 packs interleave the 128-bit lanes; this permute undoes it.
-            let q16 = [_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3])];
-            let q8 = _mm256_packs_epi16(q16[0], q16[1]);
-            let q8 = _mm256_permutevar8x32_epi32(q8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-            let mut qs = [0i8; QK];
-            _mm256_storeu_si256(qs.as_mut_ptr() as *mut __m256i, q8);
-            let d = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtps_ph(_mm_set_ss(amax / 127.0), _MM_FROUND_TO_NEAREST_INT)));
-            out.push(BlockQ8 { d, qs });
-        }
-    }
-
-    #[target_feature(enable = "avx2,fma,f16c")]
-    pub unsafe fn matmul_rows(format: RowFormat, w: &[u8], xs: &[Activation], y: Columns) {
-        let s = xs.len();
-        let k = activation_len(&xs[0]);
-        let rb = format.row_bytes(k);
-        let rows = w.len() / rb;
-        let mut r = 0;
-        while r < rows {
-            let take = if rows - r >= R { R } else { 1 };
-            let mut c = 0;
-            while c < s {
-                // Two activation rows per tile in prefill: each weight load
-                // then feeds two dot products (8 accumulators in registers).
-                let pair = s - c >= 2;
-                macro_rules! tile {
-                    ($dr:literal, $r:literal, $c:literal) => {{
-                        let wp = w.as_ptr().add((r + $dr) * rb);
-                        let res: [[f32; $c]; $r] = match format {
-                            RowFormat::Q8_0 => q8_tile::<$r, $c>(wp, rb, &xs[c..c + $c], k / QK),
-                            _ => float_tile::<$r, $c>(format, wp, rb, &xs[c..c + $c], k),
-                        };
-                        for i in 0..$r {
-                            for j in 0..$c {
-                                *y.ptr.add((c + j) * y.stride + r + $dr + i) = res[i][j];
-                            }
-                        }
-                    }};
-                }
-                let quad = s - c >= 4;
-                match (take, quad, pair) {
-                    (R, true, _) => {
-                        tile!(0, 2, 4);
-                        tile!(2, 2, 4);
-                    }
-                    (R, false, true) => tile!(0, 4, 2),
-                    (R, false, false) => tile!(0, 4, 1),
-                    (_, _, true) => tile!(0, 1, 2),
-                    (_, _, false) => tile!(0, 1, 1),
-                }
-                c += if quad && take == R {
-                    4
-                } else if pair {
-                    2
-                } else {
-                    1
-                };
-            }
-            r += take;
-        }
-    }
-
-    /// The horizontal sums of a tile of accumulators. A loop, not
-    /// `array::map`: a closure would not inherit the target features, and
-    /// `hsum` would become a call per element.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    #[inline]
-    unsafe fn hsums<const R: usize, const C: usize>(acc: &[[__m256; C]; R]) -> [[f32; C]; R] {
-        let mut out = [[0f32; C]; R];
-        for i in 0..R {
-            for j in 0..C {
-                out[i][j] = hsum(acc[i][j]);
-            }
-        }
-        out
-    }
-
-    fn q8_blocks<'a, const C: usize>(xs: &[Activation<'a>]) -> [&'a [BlockQ8]; C] {
-        std::array::from_fn(|i| match xs[i] {
-            Activation::Q8(b) => b,
-            Activation::F32(_) => &[],
-        })
-    }
-
-    fn f32_rows<'a, const C: usize>(xs: &[Activation<'a>]) -> [&'a [f32]; C] {
-        std::array::from_fn(|i| match xs[i] {
-            Activation::F32(v) => v,
-            Activation::Q8(_) => &[],
-        })
-    }
-
-    /// Q8_0 × Q8_0 over `nb` blocks for R weight rows and C activation rows.
-    /// Per block pair: |w| · sign(x, w) with `maddubs` (u8 × i8 → i16 pairs,
-    /// no overflow as |q| ≤ 127), widened to i32, scaled by d_w · d_x.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn q8_tile<const R: usize, const C: usize>(
-        w: *const u8,
-        rb: usize,
-        xs: &[Activation],
-        nb: usize,
-    ) -> [[f32; C]; R] {
-        let x = q8_blocks::<C>(xs);
-        let ones = _mm256_set1_epi16(1);
-        let mut acc = [[_mm256_setzero_ps(); C]; R];
-        for b in 0..nb {
-            for (r, acc) in acc.iter_mut().enumerate() {
-                let wb = w.add(r * rb + b * Q8_0_BYTES);
-                _mm_prefetch::<_MM_HINT_T0>(wb.add(PREFETCH) as *const i8);
-                _mm_prefetch::<_MM_HINT_T1>(wb.add(4 * PREFETCH) as *const i8);
-                let dw = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128((wb as *const u16).read_unaligned() as i32)));
-                let qw = _mm256_loadu_si256(wb.add(2) as *const __m256i);
-                let aw = _mm256_sign_epi8(qw, qw);
-                for (a, x) in acc.iter_mut().zip(&x) {
-                    let xb = x.get_unchecked(b);
-                    let qx = _mm256_loadu_si256(xb.qs.as_ptr() as *const __m256i);
-                    let dot = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(qx, qw)), ones);
-                    *a = _mm256_fmadd_ps(_mm256_set1_ps(dw * xb.d), _mm256_cvtepi32_ps(dot), *a);
-                }
-            }
-        }
-        hsums(&acc)
-    }
-
-    /// Eight weights at `p`, as f32.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn load8(format: RowFormat, p: *const u8) -> __m256 {
-        match format {
-            RowFormat::F16 => _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i)),
-            _ => _mm256_loadu_ps(p as *const f32),
-        }
-    }
-
-    /// f32/f16 weights, 8 values per step, for R weight rows and C activation rows.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn float_tile<const R: usize, const C: usize>(
-        format: RowFormat,
-        w: *const u8,
-        rb: usize,
-        xs: &[Activation],
-        k: usize,
-    ) -> [[f32; C]; R] {
-        let x = f32_rows::<C>(xs);
-        let width = if format == RowFormat::F16 { 2 } else { 4 };
-        let mut acc = [[_mm256_setzero_ps(); C]; R];
-        let mut i = 0;
-        while i + 8 <= k {
-            for (r, acc) in acc.iter_mut().enumerate() {
-                let p = w.add(r * rb + i * width);
-                if (i * width) % 64 == 0 {
-                    _mm_prefetch::<_MM_HINT_T0>(p.add(PREFETCH_BYTES) as *const i8);
-                    _mm_prefetch::<_MM_HINT_T1>(p.add(8 * PREFETCH_BYTES) as *const i8);
-                }
-                let wv = load8(format, p);
-                for (a, x) in acc.iter_mut().zip(&x) {
-                    *a = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x.as_ptr().add(i)), *a);
-                }
-            }
-            i += 8;
-        }
-        // k is a multiple of 32 (checked when the matrix is mapped): no tail.
-        debug_assert_eq!(i, k);
-        hsums(&acc)
-    }
-}
+mod avx2;
+#[cfg(target_arch = "aarch64")]
+mod neon;
 
 #[cfg(test)]
 mod tests {
