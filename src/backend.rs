@@ -141,12 +141,21 @@ pub fn select(device: Device) -> Selected {
 
 #[cfg(feature = "cuda")]
 fn cuda_backend() -> Result<Selected, String> {
+    // Probed once per process: the face models and the LLM each select.
+    static PROBED: std::sync::OnceLock<Result<&'static dyn Runtime, String>> = std::sync::OnceLock::new();
+    let rt = PROBED.get_or_init(probe_cuda).clone()?;
+    Ok(Selected { backend: Box::new(Cuda(rt)), why: "CUDA: driver, libraries and a device found".into() })
+}
+
+/// tract's cuda runtime, once a one-op model has gone through the whole path
+/// (context, upload, kernel, download): tract-cuda panics where it cannot
+/// create its context, so this is where that is caught, before any real
+/// model depends on it.
+#[cfg(feature = "cuda")]
+fn probe_cuda() -> Result<&'static dyn Runtime, String> {
     let rt = tract_onnx::tract_core::runtime::runtime_for_name("cuda")
         .map_err(|e| format!("{e:#}"))?
         .ok_or("tract's cuda runtime is not registered")?;
-    // A one-op model through the whole path (context, upload, kernel,
-    // download): tract-cuda panics where it cannot create its context, so
-    // this is where that is caught, once, before any real model depends on it.
     let probe = || -> TractResult<f32> {
         let mut model = TypedModel::default();
         let x = model.add_source("x", f32::fact([4]))?;
@@ -158,9 +167,7 @@ fn cuda_backend() -> Result<Selected, String> {
         Ok(out[0].to_plain_array_view::<f32>()?.iter().sum())
     };
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(probe)) {
-        Ok(Ok(sum)) if (sum - 14.0).abs() < 1e-4 => {
-            Ok(Selected { backend: Box::new(Cuda(rt)), why: "CUDA: driver, libraries and a device found".into() })
-        }
+        Ok(Ok(sum)) if (sum - 14.0).abs() < 1e-4 => Ok(rt),
         Ok(Ok(sum)) => Err(format!("a test model gave {sum} on the GPU, not 14")),
         Ok(Err(e)) => Err(format!("a test model failed on the GPU: {e:#}")),
         Err(_) => Err("creating the CUDA context failed (tract-cuda panicked)".into()),

@@ -221,8 +221,9 @@ mod decoding {
     /// mapped graph's model. At fp32 and fp16 (whose weights stay f16 there,
     /// widened on this CPU as the mapped kernels widen them), greedy tokens
     /// equal llama.cpp's, and the logits equal the mapped graph's within 1e-3
-    /// (the sums run in another order) after a prefill, after a second prefill onto a cache (causal
-    /// mask offset by the past), and at each decode step.
+    /// (the sums run in another order) after a prefill, after a second
+    /// prefill onto a cache (causal mask offset by the past), and at each
+    /// decode step.
     #[test]
     fn the_gpus_graph_of_tract_ops_equals_the_mapped_one() {
         use emoedge::backend::{Backend, Cpu};

@@ -131,9 +131,9 @@ impl Builder<'_> {
         self.model.add_const(name, t)
     }
 
-    /// A weight as an f32 constant, for [`Weights::Tensors`].
-    /// An F16 export's weights stay f16 (half the GPU memory, and what the
-    /// GPU's matrix kernels read); the rest are dequantised to f32.
+    /// A weight as a constant, for [`Weights::Tensors`]. An F16 export's
+    /// weights stay f16 (half the GPU memory, and what the GPU's matrix
+    /// kernels read); the rest are dequantised to f32.
     fn weight_tensor(&mut self, gguf_name: &str) -> Result<OutletId> {
         let info = self.gguf.tensor(gguf_name)?;
         let t = if info.kind == GgmlType::F16 {
@@ -250,7 +250,7 @@ pub fn build(gguf: &Gguf, weights: Weights) -> Result<(Config, TypedModel)> {
 
     // ---- inputs & embeddings -------------------------------------------------
     let tokens = b.model.add_source("tokens", i64::fact([s_dim.clone()]))?; // [S]
-                                                                            // [vocab, d], also the head when tied: one constant serves both.
+                                                                            // [vocab, d], also the head when tied: as tensors, one constant serves both.
     let table = match weights {
         Weights::Mapped => None,
         Weights::Tensors => Some(b.weight_tensor("token_embd.weight")?),

@@ -87,13 +87,13 @@ impl Llm {
     pub fn load_on_device(path: &Path, precision: Precision, device: Device) -> Result<Llm> {
         let selected = crate::backend::select(device);
         log::info!("LLM on {}: {}", selected.backend.name(), selected.why);
-        if selected.backend.runs_on_host() {
-            return Llm::load_on(path, precision, selected.backend.as_ref());
+        match Llm::load_on(path, precision, selected.backend.as_ref()) {
+            Err(e) if !selected.backend.runs_on_host() => {
+                log::warn!("the LLM could not be set up on {} ({e:#}); using the CPU", selected.backend.name());
+                Llm::load(path, precision)
+            }
+            loaded => loaded,
         }
-        Llm::load_on(path, precision, selected.backend.as_ref()).or_else(|e| {
-            log::warn!("the LLM could not be set up on {} ({e:#}); using the CPU", selected.backend.name());
-            Llm::load(path, precision)
-        })
     }
 
     /// A session whose cache already holds `prefix` (see [`Session`]).
