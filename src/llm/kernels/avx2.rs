@@ -51,12 +51,12 @@ pub unsafe fn quantize_q8_0(x: &[f32], out: &mut Vec<BlockQ8>) {
         let mut qs = [0i8; QK];
         _mm256_storeu_si256(qs.as_mut_ptr() as *mut __m256i, q8);
         let d = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtps_ph(_mm_set_ss(amax / 127.0), _MM_FROUND_TO_NEAREST_INT)));
-        out.push(BlockQ8 { d, qs });
+        out.push(BlockQ8::new(d, qs));
     }
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn matmul_rows(format: RowFormat, w: &[u8], xs: &[Activation], y: Columns) {
+pub unsafe fn matmul_rows(format: RowFormat, w: &[u8], xs: &[Activation], y: Columns, vnni: bool) {
     let s = xs.len();
     let k = activation_len(&xs[0]);
     let rb = format.row_bytes(k);
@@ -73,6 +73,7 @@ pub unsafe fn matmul_rows(format: RowFormat, w: &[u8], xs: &[Activation], y: Col
                 ($dr:literal, $r:literal, $c:literal) => {{
                     let wp = w.as_ptr().add((r + $dr) * rb);
                     let res: [[f32; $c]; $r] = match format {
+                        RowFormat::Q8_0 if vnni => q8_tile_vnni::<$r, $c>(wp, rb, &xs[c..c + $c], k / QK),
                         RowFormat::Q8_0 => q8_tile::<$r, $c>(wp, rb, &xs[c..c + $c], k / QK),
                         _ => float_tile::<$r, $c>(format, wp, rb, &xs[c..c + $c], k),
                     };
@@ -135,37 +136,79 @@ fn f32_rows<'a, const C: usize>(xs: &[Activation<'a>]) -> [&'a [f32]; C] {
     })
 }
 
-/// Q8_0 × Q8_0 over `nb` blocks for R weight rows and C activation rows.
-/// Per block pair: |w| · sign(x, w) with `maddubs` (u8 × i8 → i16 pairs,
-/// no overflow as |q| ≤ 127), widened to i32, scaled by d_w · d_x.
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q8_tile<const R: usize, const C: usize>(
-    w: *const u8,
-    rb: usize,
-    xs: &[Activation],
-    nb: usize,
-) -> [[f32; C]; R] {
-    let x = q8_blocks::<C>(xs);
-    let ones = _mm256_set1_epi16(1);
-    let mut acc = [[_mm256_setzero_ps(); C]; R];
-    for b in 0..nb {
-        for (r, acc) in acc.iter_mut().enumerate() {
-            let wb = w.add(r * rb + b * Q8_0_BYTES);
-            _mm_prefetch::<_MM_HINT_T0>(wb.add(PREFETCH) as *const i8);
-            _mm_prefetch::<_MM_HINT_T1>(wb.add(4 * PREFETCH) as *const i8);
-            let dw = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128((wb as *const u16).read_unaligned() as i32)));
-            let qw = _mm256_loadu_si256(wb.add(2) as *const __m256i);
-            let aw = _mm256_sign_epi8(qw, qw);
-            for (a, x) in acc.iter_mut().zip(&x) {
-                let xb = x.get_unchecked(b);
-                let qx = _mm256_loadu_si256(xb.qs.as_ptr() as *const __m256i);
-                let dot = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(qx, qw)), ones);
-                *a = _mm256_fmadd_ps(_mm256_set1_ps(dw * xb.d), _mm256_cvtepi32_ps(dot), *a);
+/// A Q8_0 × Q8_0 tile over `nb` blocks for R weight rows and C activation
+/// rows. Per weight block, `$prep(qw)` readies the 32 weight bytes once; per
+/// block pair, `$dot(prepared, x block)` gives 8 i32 lanes whose sum is the
+/// exact Σ q_w q_x, which is scaled by d_w · d_x. One body for both
+/// instruction sets, because each tile function needs its own target
+/// features for the intrinsics inside it to inline.
+macro_rules! q8_tile {
+    ($(#[$doc:meta])* $name:ident, $features:literal, $prep:expr, $dot:expr) => {
+        $(#[$doc])*
+        #[target_feature(enable = $features)]
+        unsafe fn $name<const R: usize, const C: usize>(
+            w: *const u8,
+            rb: usize,
+            xs: &[Activation],
+            nb: usize,
+        ) -> [[f32; C]; R] {
+            let x = q8_blocks::<C>(xs);
+            let mut acc = [[_mm256_setzero_ps(); C]; R];
+            for b in 0..nb {
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let wb = w.add(r * rb + b * Q8_0_BYTES);
+                    _mm_prefetch::<_MM_HINT_T0>(wb.add(PREFETCH) as *const i8);
+                    _mm_prefetch::<_MM_HINT_T1>(wb.add(4 * PREFETCH) as *const i8);
+                    // d_w broadcast once per block; d_x broadcast straight from
+                    // memory (a load, not a shuffle) per pair.
+                    let dw = _mm256_broadcastss_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(
+                        (wb as *const u16).read_unaligned() as i32,
+                    )));
+                    let pw = $prep(_mm256_loadu_si256(wb.add(2) as *const __m256i));
+                    for (a, x) in acc.iter_mut().zip(&x) {
+                        let xb = x.get_unchecked(b);
+                        let dot = $dot(pw, xb);
+                        let scale = _mm256_mul_ps(dw, _mm256_broadcast_ss(&xb.d));
+                        *a = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(dot), *a);
+                    }
+                }
             }
+            hsums(&acc)
         }
-    }
-    hsums(&acc)
+    };
 }
+
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn x_qs(xb: &BlockQ8) -> __m256i {
+    _mm256_loadu_si256(xb.qs.as_ptr() as *const __m256i)
+}
+
+q8_tile!(
+    /// AVX2: |w| · sign(x, w) with `maddubs` (u8 × i8 → i16 pairs, no
+    /// overflow as |q| ≤ 127), then `madd` by ones to i32. The weights stay
+    /// as they are, for the sign.
+    q8_tile,
+    "avx2,fma,f16c",
+    |qw| qw,
+    |qw, xb| {
+        let sx = _mm256_sign_epi8(x_qs(xb), qw);
+        _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(qw, qw), sx), _mm256_set1_epi16(1))
+    }
+);
+
+q8_tile!(
+    /// AVX-512 VNNI on 256-bit registers: the weights offset once per block
+    /// to u8 (w + 128), then one `vpdpbusd` per block pair, its lanes
+    /// starting from the activation block's `offset` (−128 Σ q_x spread over
+    /// 8 lanes). That takes three of the AVX2 path's four integer
+    /// instructions per pair out, and a prefill tile (one weight block
+    /// feeding two or four activation rows) is mostly pairs.
+    q8_tile_vnni,
+    "avx2,fma,f16c,avx512vnni,avx512vl",
+    |qw| _mm256_xor_si256(qw, _mm256_set1_epi8(-128)),
+    |uw, xb: &BlockQ8| _mm256_dpbusd_epi32(_mm256_set1_epi32(xb.offset), uw, x_qs(xb))
+);
 
 /// Eight weights at `p`, as f32.
 #[target_feature(enable = "avx2,fma,f16c")]

@@ -30,6 +30,16 @@ pub const Q8_0_BYTES: usize = 34;
 pub struct BlockQ8 {
     pub d: f32,
     pub qs: [i8; QK],
+    /// −16 · Σ qs: a kernel that offsets the weights by +128 (to make them
+    /// unsigned for `vpdpbusd`) starts each of its 8 lane sums here, so
+    /// that the lanes add up to the exact Σ q_w q_x again.
+    pub offset: i32,
+}
+
+impl BlockQ8 {
+    fn new(d: f32, qs: [i8; QK]) -> BlockQ8 {
+        BlockQ8 { d, qs, offset: -16 * qs.iter().map(|q| *q as i32).sum::<i32>() }
+    }
 }
 
 /// Which weight layout a row has.
@@ -55,8 +65,11 @@ impl RowFormat {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[allow(dead_code)] // each target builds only its own variants
 enum Isa {
-    /// x86_64 with AVX2, FMA and F16C.
-    Avx2,
+    /// x86_64 with AVX2, FMA and F16C; `vnni`: AVX-512 VNNI on 256-bit
+    /// registers too (AVX512_VNNI with AVX512VL).
+    Avx2 {
+        vnni: bool,
+    },
     /// AArch64's baseline SIMD; `dot`: the ARMv8.2 dot-product extension too.
     Neon {
         dot: bool,
@@ -69,7 +82,8 @@ fn detect() -> Isa {
     *ISA.get_or_init(|| {
         #[cfg(target_arch = "x86_64")]
         if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c") {
-            return Isa::Avx2;
+            let vnni = is_x86_feature_detected!("avx512vnni") && is_x86_feature_detected!("avx512vl");
+            return Isa::Avx2 { vnni: vnni && std::env::var_os("EMOEDGE_NO_VNNI").is_none() };
         }
         #[cfg(target_arch = "aarch64")]
         return Isa::Neon { dot: std::arch::is_aarch64_feature_detected!("dotprod") };
@@ -81,7 +95,8 @@ fn detect() -> Isa {
 /// The instruction set the kernels use on this CPU, for logs and `doctor`.
 pub fn isa() -> &'static str {
     match detect() {
-        Isa::Avx2 => "avx2+fma+f16c",
+        Isa::Avx2 { vnni: true } => "avx2+fma+f16c+avx512vnni",
+        Isa::Avx2 { vnni: false } => "avx2+fma+f16c",
         Isa::Neon { dot: true } => "neon+dotprod",
         Isa::Neon { dot: false } => "neon",
         Isa::Portable => "portable",
@@ -91,7 +106,7 @@ pub fn isa() -> &'static str {
 /// Quantises `x` (a multiple of 32 long) as llama.cpp's `quantize_row_q8_0`.
 pub fn quantize_q8_0(x: &[f32], out: &mut Vec<BlockQ8>) {
     #[cfg(target_arch = "x86_64")]
-    if detect() == Isa::Avx2 {
+    if let Isa::Avx2 { .. } = detect() {
         // SAFETY: AVX2, FMA and F16C are present (checked by `detect`).
         unsafe { avx2::quantize_q8_0(x, out) };
         return;
@@ -108,7 +123,7 @@ fn quantize_q8_0_portable(x: &[f32], out: &mut Vec<BlockQ8>) {
         for (q, v) in qs.iter_mut().zip(chunk) {
             *q = (v * id).round_ties_even() as i8;
         }
-        out.push(BlockQ8 { d: f16::from_f32(amax / 127.0).to_f32(), qs });
+        out.push(BlockQ8::new(f16::from_f32(amax / 127.0).to_f32(), qs));
     }
 }
 
@@ -167,7 +182,7 @@ pub unsafe fn matmul_rows(format: RowFormat, w: &[u8], xs: &[Activation], y: Col
         // SAFETY: the CPU has AVX2, FMA and F16C (checked by `detect`); `y`
         // is the caller's promise.
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => return unsafe { avx2::matmul_rows(format, w, xs, y) },
+        Isa::Avx2 { vnni } => return unsafe { avx2::matmul_rows(format, w, xs, y, vnni) },
         // SAFETY: NEON is in every AArch64 CPU, and `dot` says whether SDOT is.
         #[cfg(target_arch = "aarch64")]
         Isa::Neon { dot } => return unsafe { neon::matmul_rows(format, w, xs, y, dot) },
@@ -284,11 +299,27 @@ mod tests {
                 .collect();
             // 5 weight rows (a 4-row tile and a single row) × 1..=4 activation rows.
             let w5: Vec<u8> = (0..5).flat_map(|_| wb.iter().copied()).collect();
-            for n in 1..=4 {
+            for (n, avx2_without_vnni) in (1..=4).flat_map(|n| [(n, false), (n, true)]) {
+                // On a CPU with VNNI, the plain AVX2 tiles are checked too.
+                #[cfg(target_arch = "x86_64")]
+                let plain_avx2 = avx2_without_vnni && detect() == (Isa::Avx2 { vnni: true });
+                #[cfg(not(target_arch = "x86_64"))]
+                let plain_avx2 = false;
+                if avx2_without_vnni && !plain_avx2 {
+                    continue;
+                }
                 // y is [n, 5]: activation row s, weight row i at s * 5 + i.
                 let mut y = vec![0f32; 5 * n];
-                // SAFETY: y holds n rows of 5, and nothing else touches it.
-                unsafe { matmul_rows(format, &w5, &acts[..n], Columns { ptr: y.as_mut_ptr(), stride: 5 }) };
+                let y_cols = Columns { ptr: y.as_mut_ptr(), stride: 5 };
+                // SAFETY: y holds n rows of 5, and nothing else touches it;
+                // `plain_avx2` only where the CPU has AVX2.
+                #[cfg(target_arch = "x86_64")]
+                if plain_avx2 {
+                    unsafe { avx2::matmul_rows(format, &w5, &acts[..n], y_cols, false) };
+                }
+                if !plain_avx2 {
+                    unsafe { matmul_rows(format, &w5, &acts[..n], y_cols) };
+                }
                 assert!(y.chunks(5).all(|r| r.iter().all(|v| *v == r[4])), "{format:?}: equal weight rows differ");
                 let out: Vec<f32> = y.chunks(5).map(|r| r[4]).collect();
                 for s in 0..n {
