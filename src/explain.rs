@@ -35,41 +35,67 @@ pub fn active_aus(face: &Face) -> Vec<(ActionUnit, f32)> {
     aus
 }
 
-/// The facial prior in words: the user turn's evidence.
+/// An AU's visible cue as the prompt says it: few tokens, since each one is
+/// read on the way to the first word of the answer, and worded so that an
+/// answer copying it cites the cue ([`is_faithful`]).
+fn short_cue(au: ActionUnit) -> &'static str {
+    match au {
+        ActionUnit::Au1 => "inner eyebrows raised",
+        ActionUnit::Au2 => "outer eyebrows raised",
+        ActionUnit::Au4 => "eyebrows drawn together",
+        ActionUnit::Au6 => "cheeks raised",
+        ActionUnit::Au9 => "nose wrinkled",
+        ActionUnit::Au12 => "lip corners pulled up",
+        ActionUnit::Au15 => "lip corners pulled down",
+        ActionUnit::Au17 => "chin raised",
+        ActionUnit::Au20 => "lips stretched",
+        ActionUnit::Au25 => "lips parted",
+        ActionUnit::Au26 => "jaw dropped",
+    }
+}
+
+/// The default question about a face.
+const ASK: &str = "What emotion does this face show, and why?";
+
+/// The classifier's label, the first line of the evidence. It comes before
+/// everything else that varies, so that a session primed once per label
+/// ([`primed_prefixes`]) already holds it.
+fn label_line(top: Emotion) -> String {
+    format!("Expression classifier: {top}.\n")
+}
+
+/// The rest of the facial prior in words, after [`label_line`]: the
+/// classifier's confidence (and a runner-up worth naming), the active AUs'
+/// visible cues strongest first, age and gender. Kept short, because the
+/// time to the first explanation token is mostly the time to read it. Head
+/// pose is left out: it is not evidence of an expression.
 pub fn facts(face: &Face) -> String {
     let mut ranked: Vec<(Emotion, f32)> = face.emotions.iter().collect();
     ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
-    let emotions: Vec<String> = ranked.iter().take(3).map(|(e, p)| format!("{e} {:.0}%", p * 100.0)).collect();
-    let aus: Vec<String> = active_aus(face)
-        .iter()
-        .map(|(au, v)| format!("AU{} {} ({}; intensity {:.1})", au.number(), au.name(), visible_cue(*au), v))
-        .collect();
-    let pose = face.prior.pose;
+    let mut confidence = format!("Confidence {:.0}%", ranked[0].1 * 100.0);
+    if let Some((e, p)) = ranked.get(1).filter(|(_, p)| *p >= 0.1) {
+        confidence.push_str(&format!(", then {e} {:.0}%", p * 100.0));
+    }
+    let cues: Vec<&str> = active_aus(face).iter().map(|(au, _)| short_cue(*au)).collect();
+    let cues = if cues.is_empty() { "none".to_string() } else { cues.join(", ") };
     let at = &face.attributes;
-    format!(
-        "Facial analysis of one person.\n\
-         Expression classifier: {}.\n\
-         Active facial action units: {}.\n\
-         Head pose: yaw {:.0} degrees, pitch {:.0} degrees, roll {:.0} degrees.\n\
-         Estimated age {:.0}, gender {} (confidence {:.2}).",
-        emotions.join(", "),
-        if aus.is_empty() { "none".to_string() } else { aus.join("; ") },
-        pose.yaw,
-        pose.pitch,
-        pose.roll,
-        at.age,
-        at.gender.as_str(),
-        at.gender_confidence,
-    )
+    format!("{confidence}.\nVisible cues: {cues}.\nAge about {:.0}, {}.", at.age, at.gender.as_str(),)
 }
 
 pub const SYSTEM: &str = "You are an expert in facial expression analysis. Using the measured facial cues, \
 name the person's emotion and explain it in two sentences, citing the visible facial movements.";
 
 /// The chat turns for an explanation, or for a free question about the face.
+/// The default question comes first, so that everything before the
+/// measured values is the same for every face with the same label; a free
+/// question comes last, after the evidence it is about.
 pub fn messages(face: &Face, question: Option<&str>) -> Vec<(&'static str, String)> {
-    let ask = question.unwrap_or("What emotion does this face show, and why?");
-    vec![("system", SYSTEM.to_string()), ("user", format!("{}\n\n{ask}", facts(face)))]
+    let evidence = format!("{}{}", label_line(face.emotions.top().0), facts(face));
+    let user = match question {
+        None => format!("{ASK}\n{evidence}"),
+        Some(q) => format!("{evidence}\n\n{q}"),
+    };
+    vec![("system", SYSTEM.to_string()), ("user", user)]
 }
 
 /// The start of the answer, forced: the predicted label, then the model goes on.
@@ -165,20 +191,30 @@ pub fn explain_dynamics(
     Ok(text.trim().to_string())
 }
 
-/// The part of every prompt that comes before the face: the rendered system
-/// turn and the opening of the user turn. A session primed with it once only
-/// has to read the face's own evidence when an Analysis arrives.
-pub fn shared_prefix(template: Option<&str>) -> Result<String, TemplateError> {
+/// The prompt prefixes worth reading once, before any face: the part of
+/// every prompt before the evidence (the rendered system turn and the
+/// opening of the user turn), and for each label the default explanation's
+/// prompt up to and including [`label_line`]. An Analysis then only costs
+/// its measured values, the end of the turn and the forced answer prefix.
+pub fn primed_prefixes(template: Option<&str>) -> Result<Vec<String>, TemplateError> {
     const MARK: &str = "\u{1}";
-    let text = render_chat(template, &[("system", SYSTEM.to_string()), ("user", MARK.to_string())])?;
-    Ok(text.split(MARK).next().unwrap_or_default().to_string())
+    let before_mark = |user: String| -> Result<String, TemplateError> {
+        let text = render_chat(template, &[("system", SYSTEM.to_string()), ("user", user)])?;
+        Ok(text.split(MARK).next().unwrap_or_default().to_string())
+    };
+    let mut prefixes = vec![before_mark(MARK.to_string())?];
+    for e in Emotion::ALL {
+        prefixes.push(before_mark(format!("{ASK}\n{}{MARK}", label_line(e)))?);
+    }
+    Ok(prefixes)
 }
 
-/// A session of `llm` whose cache holds [`shared_prefix`]: the start of
-/// every explanation, read once. Clone it for each face.
-pub fn primed_session(llm: &crate::llm::session::Llm) -> anyhow::Result<crate::llm::session::Session<'_>> {
-    let shared = shared_prefix(llm.tokenizer.chat_template.as_deref())?;
-    llm.primed(&llm.tokenizer.encode(&shared, true)?)
+/// Sessions of `llm` whose caches hold [`primed_prefixes`]: fork one for
+/// each face with [`Primed::fork`].
+pub fn primed_sessions(llm: &crate::llm::session::Llm) -> anyhow::Result<crate::llm::session::Primed<'_>> {
+    let prefixes = primed_prefixes(llm.tokenizer.chat_template.as_deref())?;
+    let ids = prefixes.iter().map(|p| llm.tokenizer.encode(p, true)).collect::<Result<Vec<_>, _>>()?;
+    llm.primed_set(&ids)
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -348,11 +348,11 @@ fn explain_faces(
 ) -> Result<(), Failure> {
     use emoedge::explain;
     let template = llm.tokenizer.chat_template.as_deref();
-    let base = explain::primed_session(llm).map_err(|e| Failure(4, e))?;
+    let primed = explain::primed_sessions(llm).map_err(|e| Failure(4, e))?;
     for face in &analysis.faces {
-        let mut session = base.clone();
         let (prompt, prefix) = explain::prompt(face, ask, template).map_err(|e| Failure(4, e.into()))?;
         let ids = llm.tokenizer.encode(&prompt, true).map_err(|e| Failure(2, e.into()))?;
+        let mut session = primed.fork(&ids).map_err(|e| Failure(4, e))?;
         let mut out = std::io::stdout();
         let _ = write!(out, "  face {} says: {prefix}", face.id);
         let sampling = emoedge::llm::sampler::Sampling::default();

@@ -419,11 +419,24 @@ fn explanations_are_grounded_in_the_analysis() {
     }
 
     let llm = Llm::load(&gguf_path(), Precision::Int8).unwrap();
+    let primed = explain::primed_sessions(&llm).unwrap();
     let mut faithful = 0;
     for face in &faces {
         let (prompt, prefix) = explain::prompt(face, None, llm.tokenizer.chat_template.as_deref()).unwrap();
         let ids = llm.tokenizer.encode(&prompt, true).unwrap();
-        let g = llm.session().unwrap().generate(&ids, 48, Sampling::default(), |_| {}).unwrap();
+        let g = primed.fork(&ids).unwrap().generate(&ids, 48, Sampling::default(), |_| {}).unwrap();
+        // The primed sessions hold everything up to the label: only the
+        // face's measured values, the end of the turn and the forced
+        // prefix are read (the time to the first token is their prefill).
+        assert!(
+            g.fed_tokens <= 64 && g.fed_tokens * 2 < g.prompt_tokens,
+            "{} of {} prompt tokens fed: the primed prefixes were not reused",
+            g.fed_tokens,
+            g.prompt_tokens
+        );
+        // And a forked session answers as a fresh one reading it all.
+        let fresh = llm.session().unwrap().generate(&ids, 8, Sampling::default(), |_| {}).unwrap();
+        assert_eq!(fresh.tokens[..], g.tokens[..fresh.tokens.len()], "a primed session answers differently");
         let text = format!("{prefix}{}", g.text);
         let active: Vec<ActionUnit> = explain::active_aus(face).into_iter().map(|(a, _)| a).collect();
         let ok = explain::is_faithful(face.emotions.top().0, &active, &text);

@@ -110,7 +110,7 @@ impl Explainer {
     /// when closed.
     pub fn run(&self, llm: &Llm, bus: &Bus, max_tokens: usize, shown: impl Fn(u32, &str)) -> bool {
         let template = llm.tokenizer.chat_template.as_deref();
-        let primed = match explain::primed_session(llm) {
+        let primed = match explain::primed_sessions(llm) {
             Ok(s) => s,
             Err(e) => {
                 log::error!("the language model cannot start a session: {e:#}; explanations are off");
@@ -130,7 +130,7 @@ impl Explainer {
             let result = explain::prompt(&face, question.as_deref(), template).map_err(anyhow::Error::from).and_then(
                 |(prompt, prefix)| {
                     let ids = llm.tokenizer.encode(&prompt, true)?;
-                    let mut session = primed.clone();
+                    let mut session = primed.fork(&ids)?;
                     let out = session.generate(&ids, max_tokens, Default::default(), |_| {})?;
                     Ok((format!("{prefix}{}", out.text), out.tokens.len()))
                 },

@@ -155,20 +155,22 @@ pub fn run_llama(python: &Path, gguf: &Path, threads: usize, prompt: usize, deco
 }
 
 /// Milliseconds from a ready Analysis of `face` to the first explanation
-/// token, as the daemon does it: a session primed once with the shared prompt
-/// prefix is forked, fed the face's evidence, and sampled once. Median of `repeat`.
+/// token, as the daemon does it: the sessions primed once at start
+/// ([`crate::explain::primed_sessions`]) are forked for the face's prompt,
+/// fed the rest of it, and sampled once. Median of `repeat`.
 pub fn first_explanation_token_ms(llm: &Llm, face: &crate::analysis::Face, repeat: usize) -> Result<f64> {
     use crate::explain;
     let template = llm.tokenizer.chat_template.as_deref();
-    let base = explain::primed_session(llm)?;
+    let primed = explain::primed_sessions(llm)?;
     let mut times = Vec::new();
     for _ in 0..repeat.max(1) + 1 {
         let t = Instant::now();
         let (prompt, _) = explain::prompt(face, None, template)?;
         let ids = llm.tokenizer.encode(&prompt, true)?;
-        let mut session = base.clone();
-        session.generate(&ids, 1, Default::default(), |_| {})?;
+        let mut session = primed.fork(&ids)?;
+        let g = session.generate(&ids, 1, Default::default(), |_| {})?;
         times.push(t.elapsed().as_secs_f64() * 1e3);
+        log::debug!("first explanation token: {} of {} prompt tokens fed", g.fed_tokens, g.prompt_tokens);
     }
     times.remove(0); // the first run pages in what priming did not touch
     times.sort_by(f64::total_cmp);

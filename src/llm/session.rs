@@ -96,13 +96,16 @@ impl Llm {
         }
     }
 
-    /// A session whose cache already holds `prefix` (see [`Session`]).
-    pub fn primed(&self, prefix: &[u32]) -> Result<Session<'_>> {
-        let mut s = self.session()?;
-        if !prefix.is_empty() {
-            s.feed(prefix)?;
+    /// Sessions whose caches hold each of `prefixes`, for [`Primed::fork`].
+    /// A prefix that extends one already read is read from there on.
+    pub fn primed_set(&self, prefixes: &[Vec<u32>]) -> Result<Primed<'_>> {
+        let mut primed = Primed { sessions: Vec::new(), llm: self };
+        for prefix in prefixes.iter().filter(|p| !p.is_empty()) {
+            let mut s = primed.fork(prefix)?;
+            s.prefill(prefix)?;
+            primed.sessions.push(s);
         }
-        Ok(s)
+        Ok(primed)
     }
 
     pub fn session(&self) -> Result<Session<'_>> {
@@ -121,6 +124,34 @@ pub struct Session<'a> {
     pub tokens: Vec<u32>,
     /// The logits after the last fed token.
     logits: Vec<f32>,
+}
+
+/// Sessions primed with prompt prefixes that many prompts start with, each
+/// read once. A prompt is continued from the longest of them it extends.
+pub struct Primed<'a> {
+    llm: &'a Llm,
+    sessions: Vec<Session<'a>>,
+}
+
+impl<'a> Primed<'a> {
+    /// A session for `prompt`: a copy of the primed one holding the longest
+    /// prefix of it (cache included), else a fresh one.
+    pub fn fork(&self, prompt: &[u32]) -> Result<Session<'a>> {
+        let best = self
+            .sessions
+            .iter()
+            .filter(|s| s.tokens.len() < prompt.len() && prompt.starts_with(&s.tokens))
+            .max_by_key(|s| s.tokens.len());
+        match best {
+            Some(s) => Ok(s.clone()),
+            None => self.llm.session(),
+        }
+    }
+
+    /// The tokens each primed session holds.
+    pub fn prefixes(&self) -> impl Iterator<Item = &[u32]> {
+        self.sessions.iter().map(|s| s.tokens.as_slice())
+    }
 }
 
 /// What one generation did.
