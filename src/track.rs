@@ -5,7 +5,10 @@
 //! and the emotion head for each tracked face; the detector runs only every
 //! `detect_every` frames (and whenever nothing is tracked), because a face's
 //! next crop can be taken from its last landmarks, as MediaPipe's face mesh
-//! does. Age and gender are read once, when a track is born.
+//! does. Age and gender are read once, when a track is born. A face the mesh
+//! loses because it moved about its own width between two analysed frames
+//! (a loop that drops frames) is found again by the detector and keeps its
+//! track, when it is near where that track was last seen and of its size.
 
 use serde::Deserialize;
 
@@ -52,6 +55,37 @@ pub struct Track {
     pub seen: u32,
 }
 
+impl Track {
+    /// `face` is this track's face in the latest frame.
+    fn see(&mut self, face: Face, config: &TrackConfig, changes: &mut Vec<Change>) {
+        let a = config.smoothing.clamp(0.0, 1.0);
+        for (s, p) in self.smoothed.0.iter_mut().zip(face.emotions.0) {
+            *s = (1.0 - a) * *s + a * p;
+        }
+        let (top, p) = self.smoothed.top();
+        if top != self.label && p >= self.smoothed.get(self.label) + config.switch_margin {
+            changes.push(Change::Relabelled { id: self.id, from: self.label, to: top });
+            self.label = top;
+        }
+        self.face = face;
+        self.missed = 0;
+        self.seen += 1;
+    }
+}
+
+/// Whether detection `b` may be the face last seen at `last`: of a similar
+/// size (within 1.5×), its centre within twice that face's width.
+fn near(last: &FaceBox, b: &FaceBox) -> bool {
+    let (wl, wb) = (last.x1 - last.x0, b.x1 - b.x0);
+    let similar = wl > 0.0 && wb > 0.0 && wb / wl < 1.5 && wl / wb < 1.5;
+    similar && distance(last, b) <= 2.0 * wl
+}
+
+/// The distance between two boxes' centres.
+fn distance(a: &FaceBox, b: &FaceBox) -> f32 {
+    ((a.x0 + a.x1 - b.x0 - b.x1) / 2.0).hypot((a.y0 + a.y1 - b.y0 - b.y1) / 2.0)
+}
+
 /// What one frame changed.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Change {
@@ -85,20 +119,7 @@ impl Tracker {
         for t in &mut self.tracks {
             let seed = t.face.landmarks.face_box(t.face.bbox.score);
             match pipeline.face_at(frame, &seed, Some(&t.face.attributes), t.id)? {
-                Some(face) => {
-                    let a = self.config.smoothing.clamp(0.0, 1.0);
-                    for (s, p) in t.smoothed.0.iter_mut().zip(face.emotions.0) {
-                        *s = (1.0 - a) * *s + a * p;
-                    }
-                    let (top, p) = t.smoothed.top();
-                    if top != t.label && p >= t.smoothed.get(t.label) + self.config.switch_margin {
-                        changes.push(Change::Relabelled { id: t.id, from: t.label, to: top });
-                        t.label = top;
-                    }
-                    t.face = face;
-                    t.missed = 0;
-                    t.seen += 1;
-                }
+                Some(face) => t.see(face, &self.config, &mut changes),
                 None => t.missed += 1,
             }
         }
@@ -122,6 +143,16 @@ impl Tracker {
             let overlap = pipeline.config().detect.iou;
             for b in boxes {
                 if self.visible().any(|t| iou(&t.face.bbox, &b) > overlap) {
+                    continue;
+                }
+                // A face found near where a track was just lost is that
+                // track: the mesh loses a face that moved about its own width
+                // between two analysed frames (a loop that drops frames).
+                let lost = self.tracks.iter_mut().filter(|t| t.missed > 0 && near(&t.face.bbox, &b));
+                if let Some(t) = lost.min_by(|p, q| distance(&p.face.bbox, &b).total_cmp(&distance(&q.face.bbox, &b))) {
+                    if let Some(face) = pipeline.face_at(frame, &b, Some(&t.face.attributes), t.id)? {
+                        t.see(face, &self.config, &mut changes);
+                    }
                     continue;
                 }
                 if let Some(face) = pipeline.face_at(frame, &b, None, self.next_id)? {

@@ -70,3 +70,18 @@ fn two_faces_side_by_side_are_two_tracks() {
     ids.sort();
     assert_eq!(ids, vec![0, 1]);
 }
+
+/// The pan seen by a loop that keeps up with only every 40th frame (the
+/// daemon behind a 240 frames/s camera): the face jumps ~80 px, about its
+/// own width, between the frames analysed. The mesh seeded from the last
+/// landmarks loses it, the detector finds it again, and it keeps its ID
+/// (and its age and gender) instead of being born anew.
+#[test]
+fn a_face_that_jumps_between_frames_keeps_its_id() {
+    let frames: Vec<Frame> = recorded_stream(&common::frame("astronaut.png"), 240).into_iter().step_by(40).collect();
+    let (tracker, changes) = run(&frames, TrackConfig::default());
+    assert_eq!(born(&changes), vec![0], "{changes:?}");
+    assert!(changes.iter().flatten().all(|c| !matches!(c, Change::Lost { .. })), "{changes:?}");
+    let t = tracker.visible().next().expect("the face is tracked at the end");
+    assert_eq!((t.id, t.seen), (0, frames.len() as u32));
+}
