@@ -304,7 +304,7 @@ fn run(config: DaemonConfig, duration: Option<f64>) -> Result<(), (u8, anyhow::E
     let stats = Arc::new(Stats::default());
     let screen = Arc::new(Mutex::new(Screen::default()));
     let explainer = Arc::new(Explainer::new(config.llm.max_pending));
-    let queue = Arc::new(Latest::<Frame>::new(config.camera.queue));
+    let queue = Arc::new(Latest::<camera::Captured>::new(config.camera.queue));
     let mut threads = Vec::new();
     let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
         thread::Builder::new().name(name.into()).spawn(f).map_err(|e| (2, anyhow::Error::from(e)))
@@ -522,7 +522,7 @@ fn nap(d: Duration, stop: &AtomicBool) -> bool {
 fn capture(
     cfg: &config::CameraConfig,
     first: Result<Box<dyn camera::FrameSource>, camera::CameraError>,
-    queue: &Latest<Frame>,
+    queue: &Latest<camera::Captured>,
     bus: &Bus,
     stats: &Stats,
     stop: &AtomicBool,
@@ -591,7 +591,7 @@ fn capture(
 /// The perception thread: tracker, events, explanations to queue, the kiosk's state.
 fn perceive(
     pipeline: &Pipeline,
-    queue: &Latest<Frame>,
+    queue: &Latest<camera::Captured>,
     bus: &Bus,
     stats: &Stats,
     screen: &Mutex<Screen>,
@@ -600,11 +600,18 @@ fn perceive(
     let mut tracker = Tracker::new(pipeline.config().track.clone());
     let mut frame_no: u64 = 0;
     loop {
-        let Some(frame) = queue.pop(Duration::from_millis(500)) else {
+        let Some(captured) = queue.pop(Duration::from_millis(500)) else {
             if queue.is_closed() {
                 break;
             }
             continue;
+        };
+        let frame = match captured.decode() {
+            Ok(frame) => frame,
+            Err(e) => {
+                log::warn!("skipping a frame: {e}");
+                continue;
+            }
         };
         match tracker.update(pipeline, &frame) {
             Ok(changes) => {
