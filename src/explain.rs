@@ -64,7 +64,7 @@ fn label_line(top: Emotion) -> String {
     format!("Expression classifier: {top}.\n")
 }
 
-/// The rest of the facial prior in words, after [`label_line`]: the
+/// The rest of the facial prior in words, after `label_line`: the
 /// classifier's confidence (and a runner-up worth naming), the active AUs'
 /// visible cues strongest first, age and gender. Kept short, because the
 /// time to the first explanation token is mostly the time to read it. Head
@@ -79,7 +79,7 @@ pub fn facts(face: &Face) -> String {
     let cues: Vec<&str> = active_aus(face).iter().map(|(au, _)| short_cue(*au)).collect();
     let cues = if cues.is_empty() { "none".to_string() } else { cues.join(", ") };
     let at = &face.attributes;
-    format!("{confidence}.\nVisible cues: {cues}.\nAge about {:.0}, {}.", at.age, at.gender.as_str(),)
+    format!("{confidence}.\nVisible cues: {cues}.\nAge about {:.0}, {}.", at.age, at.gender.as_str())
 }
 
 pub const SYSTEM: &str = "You are an expert in facial expression analysis. Using the measured facial cues, \
@@ -194,7 +194,7 @@ pub fn explain_dynamics(
 /// The prompt prefixes worth reading once, before any face: the part of
 /// every prompt before the evidence (the rendered system turn and the
 /// opening of the user turn), and for each label the default explanation's
-/// prompt up to and including [`label_line`]. An Analysis then only costs
+/// prompt up to and including `label_line`. An Analysis then only costs
 /// its measured values, the end of the turn and the forced answer prefix.
 pub fn primed_prefixes(template: Option<&str>) -> Result<Vec<String>, TemplateError> {
     const MARK: &str = "\u{1}";
@@ -210,7 +210,7 @@ pub fn primed_prefixes(template: Option<&str>) -> Result<Vec<String>, TemplateEr
 }
 
 /// Sessions of `llm` whose caches hold [`primed_prefixes`]: fork one for
-/// each face with [`Primed::fork`].
+/// each face with [`Primed::fork`](crate::llm::session::Primed::fork).
 pub fn primed_sessions(llm: &crate::llm::session::Llm) -> anyhow::Result<crate::llm::session::Primed<'_>> {
     let prefixes = primed_prefixes(llm.tokenizer.chat_template.as_deref())?;
     let ids = prefixes.iter().map(|p| llm.tokenizer.encode(p, true)).collect::<Result<Vec<_>, _>>()?;

@@ -147,11 +147,6 @@ impl<'a> Primed<'a> {
             None => self.llm.session(),
         }
     }
-
-    /// The tokens each primed session holds.
-    pub fn prefixes(&self) -> impl Iterator<Item = &[u32]> {
-        self.sessions.iter().map(|s| s.tokens.as_slice())
-    }
 }
 
 /// What one generation did.
