@@ -186,14 +186,14 @@ unsafe fn x_qs(xb: &BlockQ8) -> __m256i {
 
 q8_tile!(
     /// AVX2: |w| · sign(x, w) with `maddubs` (u8 × i8 → i16 pairs, no
-    /// overflow as |q| ≤ 127), then `madd` by ones to i32. The weights stay
-    /// as they are, for the sign.
+    /// overflow as |q| ≤ 127), then `madd` by ones to i32. Per weight block:
+    /// the weights as they are (for the sign) and |w|.
     q8_tile,
     "avx2,fma,f16c",
-    |qw| qw,
-    |qw, xb| {
+    |qw| (qw, _mm256_sign_epi8(qw, qw)),
+    |(qw, aw), xb| {
         let sx = _mm256_sign_epi8(x_qs(xb), qw);
-        _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(qw, qw), sx), _mm256_set1_epi16(1))
+        _mm256_madd_epi16(_mm256_maddubs_epi16(aw, sx), _mm256_set1_epi16(1))
     }
 );
 

@@ -283,6 +283,16 @@ mod tests {
         let k = 576 + 32; // not a multiple of 16 blocks: exercises the tails
         let w = row(k, 1);
         let xs: Vec<Vec<f32>> = (0..4).map(|s| row(k, s + 2)).collect();
+        // The dispatched kernels; on a CPU with VNNI, the plain AVX2 tiles too.
+        type Matmul = fn(RowFormat, &[u8], &[Activation], Columns);
+        // SAFETY (both): the callers' `y` holds every element written, and
+        // nothing else touches it.
+        let mut paths: Vec<(&str, Matmul)> = vec![("dispatched", |f, w, x, y| unsafe { matmul_rows(f, w, x, y) })];
+        #[cfg(target_arch = "x86_64")]
+        if detect() == (Isa::Avx2 { vnni: true }) {
+            // SAFETY: as above, and the CPU has AVX2 (checked by `detect`).
+            paths.push(("avx2 without vnni", |f, w, x, y| unsafe { avx2::matmul_rows(f, w, x, y, false) }));
+        }
         for format in [RowFormat::F32, RowFormat::F16, RowFormat::Q8_0] {
             let wb = encode(format, &w);
             assert_eq!(wb.len(), format.row_bytes(k));
@@ -299,39 +309,28 @@ mod tests {
                 .collect();
             // 5 weight rows (a 4-row tile and a single row) × 1..=4 activation rows.
             let w5: Vec<u8> = (0..5).flat_map(|_| wb.iter().copied()).collect();
-            for (n, avx2_without_vnni) in (1..=4).flat_map(|n| [(n, false), (n, true)]) {
-                // On a CPU with VNNI, the plain AVX2 tiles are checked too.
-                #[cfg(target_arch = "x86_64")]
-                let plain_avx2 = avx2_without_vnni && detect() == (Isa::Avx2 { vnni: true });
-                #[cfg(not(target_arch = "x86_64"))]
-                let plain_avx2 = false;
-                if avx2_without_vnni && !plain_avx2 {
-                    continue;
-                }
-                // y is [n, 5]: activation row s, weight row i at s * 5 + i.
-                let mut y = vec![0f32; 5 * n];
-                let y_cols = Columns { ptr: y.as_mut_ptr(), stride: 5 };
-                // SAFETY: y holds n rows of 5, and nothing else touches it;
-                // `plain_avx2` only where the CPU has AVX2.
-                #[cfg(target_arch = "x86_64")]
-                if plain_avx2 {
-                    unsafe { avx2::matmul_rows(format, &w5, &acts[..n], y_cols, false) };
-                }
-                if !plain_avx2 {
-                    unsafe { matmul_rows(format, &w5, &acts[..n], y_cols) };
-                }
-                assert!(y.chunks(5).all(|r| r.iter().all(|v| *v == r[4])), "{format:?}: equal weight rows differ");
-                let out: Vec<f32> = y.chunks(5).map(|r| r[4]).collect();
-                for s in 0..n {
-                    let reference = portable::dot(format, &wb, &acts[s]);
-                    let exact: f32 = w.iter().zip(&xs[s]).map(|(a, b)| a * b).sum();
-                    assert!((out[s] - reference).abs() <= 1e-4 * reference.abs().max(1.0), "{format:?}");
-                    let tol = match format {
-                        RowFormat::F32 => 1e-4,
-                        RowFormat::F16 => 2e-2,
-                        RowFormat::Q8_0 => 0.15,
-                    };
-                    assert!((out[s] - exact).abs() <= tol, "{format:?}: {} vs {exact}", out[s]);
+            for (path, matmul) in &paths {
+                for n in 1..=4 {
+                    // y is [n, 5]: activation row s, weight row i at s * 5 + i.
+                    let mut y = vec![0f32; 5 * n];
+                    // y holds n rows of 5, and nothing else touches it.
+                    matmul(format, &w5, &acts[..n], Columns { ptr: y.as_mut_ptr(), stride: 5 });
+                    assert!(
+                        y.chunks(5).all(|r| r.iter().all(|v| *v == r[4])),
+                        "{path} {format:?}: equal weight rows differ"
+                    );
+                    let out: Vec<f32> = y.chunks(5).map(|r| r[4]).collect();
+                    for s in 0..n {
+                        let reference = portable::dot(format, &wb, &acts[s]);
+                        let exact: f32 = w.iter().zip(&xs[s]).map(|(a, b)| a * b).sum();
+                        assert!((out[s] - reference).abs() <= 1e-4 * reference.abs().max(1.0), "{path} {format:?}");
+                        let tol = match format {
+                            RowFormat::F32 => 1e-4,
+                            RowFormat::F16 => 2e-2,
+                            RowFormat::Q8_0 => 0.15,
+                        };
+                        assert!((out[s] - exact).abs() <= tol, "{path} {format:?}: {} vs {exact}", out[s]);
+                    }
                 }
             }
         }
