@@ -287,6 +287,7 @@ mod tests {
         type Matmul = fn(RowFormat, &[u8], &[Activation], Columns);
         // SAFETY (both): the callers' `y` holds every element written, and
         // nothing else touches it.
+        #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
         let mut paths: Vec<(&str, Matmul)> = vec![("dispatched", |f, w, x, y| unsafe { matmul_rows(f, w, x, y) })];
         #[cfg(target_arch = "x86_64")]
         if detect() == (Isa::Avx2 { vnni: true }) {
