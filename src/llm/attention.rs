@@ -1,37 +1,57 @@
-//! Causal grouped-query attention with its own KV cache, as one stateful
-//! tract op.
+//! The attention half of a decoder layer as one stateful tract op:
 //!
-//! tract's fused KV-cache attention packs K and V for a general matrix
+//!   x + W_o · attention(rope(W_q h), rope(W_k h), W_v h),  h = rmsnorm(x)
+//!
+//! with causal grouped-query attention over its own KV cache.
+//!
+//! Why one op: a decode step runs one token through 30 layers, and in tract's
+//! own ops each layer's attention half is some fifteen nodes (the norm and
+//! its gain, the QKV slices, three reshapes per head split, RoPE on Q and K,
+//! the merge, the residual add), each a few microseconds of plan overhead
+//! and a fresh tensor: together ~20 % of an fp16 step here. One op reads top
+//! to bottom as the formula above, and allocates a few small buffers.
+//!
+//! tract's fused KV-cache attention also packs K and V for a general matrix
 //! product on every call, which for a decode step (one query row per head)
-//! costs more than the arithmetic: ~10 % of an int8 step here. This op keeps
-//! each KV head's keys and values as contiguous rows and runs the score dot
-//! products through the same kernels as the weights (keys as f32 rows).
+//! costs more than the arithmetic. This op keeps each KV head's keys and
+//! values as contiguous rows and runs the score dot products through the
+//! same kernels as the weights (keys as f32 rows).
 //!
-//!   inputs  q [1, n_heads, S, d], k [1, n_kv, S, d], v [1, n_kv, S, d]  (RoPE applied)
-//!   output    [1, n_heads, S, d]
+//!   inputs  x [S, d], cos [S, head_dim], sin [S, head_dim]  (RoPE tables at
+//!           the S new positions, HF rotate-half layout)
+//!   output    [S, d]
 //!   state   per KV head, the keys and values of the P positions seen so far
 //! Query i of this call sits at position P + i and sees keys 0 ..= P + i.
 
 use rayon::prelude::*;
 use tract_nnef::internal::*;
 
-use super::kernels::{self, Activation, Columns, RowFormat};
+use super::{
+    kernels::{self, Activation, Columns, RowFormat},
+    linear::{MappedMatrix, Projection},
+    norm::RmsNorm,
+};
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct CachedAttention {
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttentionBlock {
+    pub norm: RmsNorm,
+    /// W_q, W_k, W_v: [n_heads·d_h, d], [n_kv·d_h, d], [n_kv·d_h, d].
+    pub qkv: Projection,
+    /// W_o: [d, n_heads·d_h].
+    pub o: MappedMatrix,
     pub n_heads: usize,
     pub n_kv_heads: usize,
     pub head_dim: usize,
 }
 
-impl Op for CachedAttention {
+impl Op for AttentionBlock {
     fn name(&self) -> StaticName {
-        "CachedAttention".into()
+        "AttentionBlock".into()
     }
     op_as_typed_op!();
 }
 
-impl EvalOp for CachedAttention {
+impl EvalOp for AttentionBlock {
     not_out_of_plan!();
 
     fn state(&self, _ctx: &EvalContext) -> TractResult<Option<Box<dyn OpState>>> {
@@ -42,16 +62,19 @@ impl EvalOp for CachedAttention {
     }
 }
 
-impl TypedOp for CachedAttention {
+impl TypedOp for AttentionBlock {
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        ensure!(inputs.len() == 3 && inputs.iter().all(|f| f.rank() == 4), "CachedAttention takes q, k, v of rank 4");
+        ensure!(
+            inputs.len() == 3 && inputs.iter().all(|f| f.rank() == 2),
+            "AttentionBlock takes x [S, d], cos and sin [S, head_dim]"
+        );
         Ok(tvec!(f32::fact(inputs[0].shape.to_tvec())))
     }
 
     as_op!();
 }
 
-/// The cache: for each KV head, `[P, d]` keys and values, row after row.
+/// The cache: for each KV head, `[P, d_h]` keys and values, row after row.
 #[derive(Clone, Debug)]
 struct KvCache {
     keys: Vec<Vec<f32>>,
@@ -60,44 +83,84 @@ struct KvCache {
 
 impl OpState for KvCache {
     fn eval(&mut self, _ctx: &EvalContext, op: &dyn Op, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let op = op.downcast_ref::<CachedAttention>().context("CachedAttention state on another op")?;
-        let (nh, nkv, d) = (op.n_heads, op.n_kv_heads, op.head_dim);
-        let (q, k, v) = args_3!(inputs);
-        let s = q.shape()[2];
+        let op = op.downcast_ref::<AttentionBlock>().context("AttentionBlock state on another op")?;
+        let (nh, nkv, hd) = (op.n_heads, op.n_kv_heads, op.head_dim);
+        let (x, cos, sin) = args_3!(inputs);
+        let d = op.qkv.cols();
+        let s = x.shape()[0];
         ensure!(
-            q.shape() == [1, nh, s, d] && k.shape() == [1, nkv, s, d] && v.shape() == [1, nkv, s, d],
-            "CachedAttention: shapes {:?} {:?} {:?}",
-            q.shape(),
-            k.shape(),
-            v.shape()
+            x.shape() == [s, d] && cos.shape() == [s, hd] && sin.shape() == [s, hd],
+            "AttentionBlock: shapes {:?} {:?} {:?}",
+            x.shape(),
+            cos.shape(),
+            sin.shape()
         );
-        let (q, k, v) = (q.try_as_plain_ram()?, k.try_as_plain_ram()?, v.try_as_plain_ram()?);
-        let (q, k, v) = (q.as_slice::<f32>()?, k.as_slice::<f32>()?, v.as_slice::<f32>()?);
-        let past = self.keys[0].len() / d;
-        for h in 0..nkv {
-            self.keys[h].extend_from_slice(&k[h * s * d..(h + 1) * s * d]);
-            self.values[h].extend_from_slice(&v[h * s * d..(h + 1) * s * d]);
+        let (x, cos, sin) = (x.try_as_plain_ram()?, cos.try_as_plain_ram()?, sin.try_as_plain_ram()?);
+        let (x, cos, sin) = (x.as_slice::<f32>()?, cos.as_slice::<f32>()?, sin.as_slice::<f32>()?);
+
+        let h = op.norm.apply(x);
+        let [mut q, mut k, v]: [Vec<f32>; 3] =
+            op.qkv.apply(&h).try_into().map_err(|_| format_err!("AttentionBlock needs W_q, W_k and W_v"))?;
+        rope(&mut q, cos, sin, hd);
+        rope(&mut k, cos, sin, hd);
+
+        // Head-major from here: the cache and the score products want each
+        // head's rows contiguous.
+        let past = self.keys[0].len() / hd;
+        for kv in 0..nkv {
+            for i in 0..s {
+                let at = i * nkv * hd + kv * hd;
+                self.keys[kv].extend_from_slice(&k[at..at + hd]);
+                self.values[kv].extend_from_slice(&v[at..at + hd]);
+            }
         }
         let total = past + s;
-        let scale = 1.0 / (d as f32).sqrt();
+        let scale = 1.0 / (hd as f32).sqrt();
         let group = nh / nkv.max(1);
-        let mut out = Tensor::zero::<f32>(&[1, nh, s, d])?;
-        {
-            let mut view = out.try_as_plain_ram_mut()?;
-            let out = view.as_slice_mut::<f32>()?;
-            let (keys, values) = (&self.keys, &self.values);
-            out.par_chunks_mut(s * d).enumerate().for_each(|(h, out)| {
-                let kv = h / group;
-                let queries = &q[h * s * d..(h + 1) * s * d];
-                head(&keys[kv], &values[kv], queries, past, total, d, scale, out);
-            });
+        let mut heads = vec![0f32; nh * s * hd]; // [nh, S, hd]
+        let (keys, values) = (&self.keys, &self.values);
+        heads.par_chunks_mut(s * hd).enumerate().for_each(|(h, out)| {
+            let queries: Vec<f32> = (0..s).flat_map(|i| &q[i * nh * hd + h * hd..][..hd]).copied().collect();
+            head(&keys[h / group], &values[h / group], &queries, past, total, hd, scale, out);
+        });
+        let mut merged = vec![0f32; s * nh * hd]; // [S, nh·hd]
+        for (h, rows) in heads.chunks_exact(s * hd).enumerate() {
+            for (i, row) in rows.chunks_exact(hd).enumerate() {
+                merged[(i * nh + h) * hd..][..hd].copy_from_slice(row);
+            }
         }
-        Ok(tvec!(out.into_tvalue()))
+
+        let mut y = Tensor::zero::<f32>(&[s, d])?;
+        {
+            let mut view = y.try_as_plain_ram_mut()?;
+            let y = view.as_slice_mut::<f32>()?;
+            op.o.matmul(&merged, y);
+            y.iter_mut().zip(x).for_each(|(y, x)| *y += x); // the residual
+        }
+        Ok(tvec!(y.into_tvalue()))
     }
 
     fn reset_lanes(&mut self, _lanes: &[LaneId]) -> TractResult<()> {
         self.keys.iter_mut().chain(self.values.iter_mut()).for_each(Vec::clear);
         Ok(())
+    }
+}
+
+/// Rotary embedding in place, HF rotate-half layout: each head's vector
+/// `[a, b]` (two halves) becomes `[a·cos − b·sin, b·cos + a·sin]`, with row i
+/// of the tables for row i of `x` ([S, n·hd]).
+fn rope(x: &mut [f32], cos: &[f32], sin: &[f32], hd: usize) {
+    let half = hd / 2;
+    let s = cos.len() / hd;
+    for (i, row) in x.chunks_exact_mut(x.len() / s.max(1)).enumerate() {
+        let (cos, sin) = (&cos[i * hd..][..hd], &sin[i * hd..][..hd]);
+        for v in row.chunks_exact_mut(hd) {
+            for j in 0..half {
+                let (a, b) = (v[j], v[j + half]);
+                v[j] = a * cos[j] - b * sin[j];
+                v[j + half] = b * cos[j + half] + a * sin[j + half];
+            }
+        }
     }
 }
 

@@ -125,7 +125,7 @@ pub fn convert(src: &Gguf, precision: Precision, out: &Path, mut progress: impl 
         src.tensor(&name)?;
     }
     // Write Q, K, V and then gate, up back to back within each block: the
-    // graph reads each group as one stream (see graph::Builder::linears).
+    // graph reads each group as one stream (see linear::Projection).
     let order = |name: &str| -> (usize, usize) {
         let rank = ["attn_q.", "attn_k.", "attn_v.", "attn_output.", "ffn_gate.", "ffn_up.", "ffn_down."]
             .iter()

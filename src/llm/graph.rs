@@ -1,16 +1,17 @@
 //! The LLaMA forward pass as a tract graph over an emoedge export's weights.
 //!
 //! The graph holds its weights one of two ways ([`Weights`]). On the CPU they
-//! stay in the memory-mapped file, read by emoedge's own kernels
-//! ([`super::linear`], [`CachedAttention`]). For a GPU they are copied into
-//! tensors and the graph uses only tract's standard ops, which tract-cuda
-//! translates: its runtime cannot run our custom ops on the device.
+//! stay in the memory-mapped file, read by emoedge's own kernels, and each
+//! decoder layer is two of our ops: [`AttentionBlock`] and
+//! [`FeedForwardBlock`]. For a GPU they are copied into tensors and the graph
+//! uses only tract's standard ops, which tract-cuda translates: its runtime
+//! cannot run our custom ops on the device.
 //!
 //! One graph serves prefill and decode:
 //!   input  `tokens` : i64 [S]          (S = new tokens this call)
 //!   input  `positions` : i64 [S]    (their absolute positions, P .. P+S)
 //!   output `logits` : f32 [1, vocab]   (the last position only)
-//! The KV cache lives inside the graph, in op state: one [`CachedAttention`]
+//! The KV cache lives inside the graph, in op state: one [`AttentionBlock`]
 //! per layer (mapped), or two of tract's `DynKeyValueCache` before its `Sdpa`
 //! (tensors). Either holds [n_kv_heads, P, head_dim] keys and values, P being
 //! the tokens already seen; each run appends S. A session's state is the
@@ -30,10 +31,12 @@ use tract_onnx::tract_core::ops::{
 use tract_transformers::ops::{apply_rope::ApplyRope, dyn_kv_cache::DynKeyValueCache, sdpa::Sdpa};
 
 use super::{
-    attention::CachedAttention,
+    attention::AttentionBlock,
     convert::ROPE_LAYOUT_KEY,
+    ffn::FeedForwardBlock,
     gguf::{GgmlType, Gguf, TensorInfo},
-    linear::{MappedEmbedding, MappedLinear, MappedMatrix},
+    linear::{MappedEmbedding, MappedLinear, Projection},
+    norm,
 };
 
 /// A GGUF tensor's row-major shape (GGUF lists the fastest axis first).
@@ -165,40 +168,114 @@ impl Builder<'_> {
         self.wire(name, EinSum::new("mk,nk->mn".parse()?, f32::datum_type()), &[x, w])
     }
 
-    /// Several linears of the same input as one: when their weights lie back
-    /// to back in the file (as `emoedge convert` writes Q, K, V and gate, up),
-    /// one longer stream of rows replaces several short ones, which the
-    /// prefetchers follow better; the result is then sliced. Otherwise, one
-    /// linear each.
-    fn linears(&mut self, name: &str, gguf_names: &[String], x: OutletId) -> Result<Vec<OutletId>> {
-        let parts = gguf_names.iter().map(|n| self.gguf.matrix(n)).collect::<Result<Vec<_>>>()?;
-        let fused = match self.weights {
-            Weights::Mapped => MappedMatrix::concat(&parts),
-            Weights::Tensors => None,
-        };
-        let Some(fused) = fused else {
-            return gguf_names.iter().enumerate().map(|(i, g)| self.linear(&format!("{name}.{i}"), g, x)).collect();
-        };
-        let rank = self.model.outlet_fact(x)?.rank();
-        let y = self.wire(name, MappedLinear { weight: fused }, &[x])?;
-        let mut start = 0;
-        let mut outs = Vec::new();
-        for (i, p) in parts.iter().enumerate() {
-            let slice = Slice::new(rank - 1, start, start + p.rows);
-            outs.push(self.wire(format!("{name}.{i}"), slice, &[y])?);
-            start += p.rows;
-        }
-        Ok(outs)
-    }
-
     /// RMSNorm over the last axis, times the learned gain `g` (a small f32 vector, copied).
     fn rms_norm(&mut self, name: &str, x: OutletId, gguf_name: &str, eps: f32) -> Result<OutletId> {
         let rank = self.model.outlet_fact(x)?.rank();
         let normed = self.wire(name, RmsNorm { axis: rank - 1, eps: Arc::new(tensor0(eps)) }, &[x])?;
-        let info = self.gguf.tensor(gguf_name)?;
-        let gain = Tensor::from_shape(&shape(info), &self.gguf.dequantize(info)?)?;
-        let gain = self.konst(&format!("{name}.gain"), gain)?;
+        let gain = self.norm(gguf_name, eps)?.gain;
+        let gain = self.konst(&format!("{name}.gain"), tensor1(&gain))?;
         self.bin(&format!("{name}.mul"), math::mul(), normed, gain)
+    }
+
+    /// An RMSNorm's learned gain (a small f32 vector, copied) with its epsilon.
+    fn norm(&self, gguf_name: &str, eps: f32) -> Result<norm::RmsNorm> {
+        let info = self.gguf.tensor(gguf_name)?;
+        Ok(norm::RmsNorm { gain: self.gguf.dequantize(info)?, eps })
+    }
+
+    /// One decoder layer as emoedge's two fused ops over the mapped weights
+    /// (see [`AttentionBlock`] for why fused). `cos`, `sin`: [S, hd].
+    fn layer_mapped(&mut self, c: &Config, l: usize, x: OutletId, cos: OutletId, sin: OutletId) -> Result<OutletId> {
+        let g = self.gguf;
+        let w = |s: &str| format!("blk.{l}.{s}.weight");
+        let attention = AttentionBlock {
+            norm: self.norm(&w("attn_norm"), c.rms_eps)?,
+            qkv: Projection::new(vec![g.matrix(&w("attn_q"))?, g.matrix(&w("attn_k"))?, g.matrix(&w("attn_v"))?])?,
+            o: g.matrix(&w("attn_output"))?,
+            n_heads: c.n_heads,
+            n_kv_heads: c.n_kv_heads,
+            head_dim: c.head_dim,
+        };
+        let x = self.wire(format!("l{l}.attention"), attention, &[x, cos, sin])?;
+        let ffn = FeedForwardBlock {
+            norm: self.norm(&w("ffn_norm"), c.rms_eps)?,
+            gate_up: Projection::new(vec![g.matrix(&w("ffn_gate"))?, g.matrix(&w("ffn_up"))?])?,
+            down: g.matrix(&w("ffn_down"))?,
+        };
+        self.wire(format!("l{l}.ffn"), ffn, &[x])
+    }
+
+    /// One decoder layer in tract's standard ops, which every tract runtime
+    /// translates (tract-cuda included). `cos`, `sin`: [S, hd].
+    #[allow(clippy::too_many_arguments)]
+    fn layer_tensors(
+        &mut self,
+        c: &Config,
+        l: usize,
+        mut x: OutletId,
+        cos: OutletId,
+        sin: OutletId,
+        s_dim: &TDim,
+        p_dim: &TDim,
+    ) -> Result<OutletId> {
+        let (hd, nh, nkv) = (c.head_dim, c.n_heads, c.n_kv_heads);
+        let b = self;
+        let w = |s: &str| format!("blk.{l}.{s}.weight");
+        let n = |s: &str| format!("l{l}.{s}");
+        let cos = b.wire(n("rope.cos.4d"), AxisOp::Reshape(0, tvec![], tvec![1.into(), 1.into()]), &[cos])?; // [1,1,S,hd]
+        let sin = b.wire(n("rope.sin.4d"), AxisOp::Reshape(0, tvec![], tvec![1.into(), 1.into()]), &[sin])?;
+        // [S, n*hd] -> [1, n, S, hd]
+        let split_heads = |b: &mut Builder, name: &str, t: OutletId, n: usize| -> Result<OutletId> {
+            let t = b.wire(
+                format!("{name}.split"),
+                AxisOp::Reshape(1, tvec![(n * hd).into()], tvec![n.into(), hd.into()]),
+                &[t],
+            )?; // [S, n, hd]
+            let t = b.wire(format!("{name}.heads_first"), AxisOp::Move(1, 0), &[t])?; // [n, S, hd]
+            b.wire(format!("{name}.batch"), AxisOp::Add(0), &[t]) // [1, n, S, hd]
+        };
+
+        // ---- attention -------------------------------------------------------
+        let h = b.rms_norm(&n("attn_norm"), x, &w("attn_norm"), c.rms_eps)?; // [S, d]
+        let q = b.linear(&n("q"), &w("attn_q"), h)?; // [S, nh*hd]
+        let k = b.linear(&n("k"), &w("attn_k"), h)?; // [S, nkv*hd]
+        let v = b.linear(&n("v"), &w("attn_v"), h)?; // [S, nkv*hd]
+        let q = split_heads(b, &n("q"), q, nh)?; // [1, nh, S, hd]
+        let k = split_heads(b, &n("k"), k, nkv)?; // [1, nkv, S, hd]
+        let v = split_heads(b, &n("v"), v, nkv)?; // [1, nkv, S, hd]
+        let q = b.wire(n("q.rope"), ApplyRope, &[q, cos, sin])?;
+        let k = b.wire(n("k.rope"), ApplyRope, &[k, cos, sin])?;
+
+        // causal GQA attention over the cached and new keys, scale 1/sqrt(hd): [1, nh, S, hd]
+        let cached = |b: &mut Builder, what: &str, new: OutletId| {
+            let cache = DynKeyValueCache {
+                name: n(&format!("{what}_cache")),
+                axis: 2,
+                past_sequence_fact: f32::fact([1.into(), nkv.into(), p_dim.clone(), hd.into()]),
+                input_sequence_fact: f32::fact([1.into(), nkv.into(), s_dim.clone(), hd.into()]),
+            };
+            b.wire(n(&format!("{what}_cache")), cache, &[new]) // [1, nkv, P+S, hd]
+        };
+        let (k, v) = (cached(b, "k", k)?, cached(b, "v", v)?);
+        // Causal from the bottom right: query i (at P + i) sees keys 0 ..= P + i.
+        let sdpa =
+            Sdpa { scale: None, datum_type: f32::datum_type(), acc_datum_type: f32::datum_type(), is_causal: true };
+        let att = b.wire(n("attention"), sdpa, &[q, k, v])?;
+        let att = b.wire(n("att.rm_batch"), AxisOp::Rm(0), &[att])?; // [nh, S, hd]
+        let att = b.wire(n("att.seq_first"), AxisOp::Move(0, 1), &[att])?; // [S, nh, hd]
+        let att =
+            b.wire(n("att.merge"), AxisOp::Reshape(1, tvec![nh.into(), hd.into()], tvec![(nh * hd).into()]), &[att])?; // [S, d]
+        let o = b.linear(&n("o"), &w("attn_output"), att)?; // [S, d]
+        x = b.bin(&n("attn_residual"), math::add(), x, o)?;
+
+        // ---- SwiGLU feed-forward ---------------------------------------------
+        let h = b.rms_norm(&n("ffn_norm"), x, &w("ffn_norm"), c.rms_eps)?; // [S, d]
+        let gate = b.linear(&n("gate"), &w("ffn_gate"), h)?; // [S, ffn]
+        let up = b.linear(&n("up"), &w("ffn_up"), h)?; // [S, ffn]
+        let gate = b.wire(n("silu"), silu(), &[gate])?;
+        let act = b.bin(&n("swiglu"), math::mul(), gate, up)?; // [S, ffn]
+        let down = b.linear(&n("down"), &w("ffn_down"), act)?; // [S, d]
+        b.bin(&n("ffn_residual"), math::add(), x, down)
     }
 }
 
@@ -242,7 +319,6 @@ pub fn build(gguf: &Gguf, weights: Weights) -> Result<(Config, TypedModel)> {
         "{} is not an emoedge export; run `emoedge convert` on it first (the runtime maps converted weights)",
         gguf.path
     );
-    let (hd, nh, nkv) = (c.head_dim, c.n_heads, c.n_kv_heads);
     let mut b = Builder { model: TypedModel::default(), gguf, weights };
     let s = b.model.sym("S");
     let s_dim = TDim::from(s.clone());
@@ -270,76 +346,12 @@ pub fn build(gguf: &Gguf, weights: Weights) -> Result<(Config, TypedModel)> {
     let sin_t = b.konst("rope.sin_table", sin_t)?;
     let cos = b.wire("rope.cos", Gather::new(0), &[cos_t, pos])?; // [S, hd]
     let sin = b.wire("rope.sin", Gather::new(0), &[sin_t, pos])?; // [S, hd]
-    let cos = b.wire("rope.cos.4d", AxisOp::Reshape(0, tvec![], tvec![1.into(), 1.into()]), &[cos])?; // [1,1,S,hd]
-    let sin = b.wire("rope.sin.4d", AxisOp::Reshape(0, tvec![], tvec![1.into(), 1.into()]), &[sin])?;
-
-    // [S, n*hd] -> [1, n, S, hd]
-    let split_heads = |b: &mut Builder, name: &str, t: OutletId, n: usize| -> Result<OutletId> {
-        let t = b.wire(
-            format!("{name}.split"),
-            AxisOp::Reshape(1, tvec![(n * hd).into()], tvec![n.into(), hd.into()]),
-            &[t],
-        )?; // [S, n, hd]
-        let t = b.wire(format!("{name}.heads_first"), AxisOp::Move(1, 0), &[t])?; // [n, S, hd]
-        b.wire(format!("{name}.batch"), AxisOp::Add(0), &[t]) // [1, n, S, hd]
-    };
 
     for l in 0..c.n_layers {
-        let w = |s: &str| format!("blk.{l}.{s}.weight");
-        let n = |s: &str| format!("l{l}.{s}");
-
-        // ---- attention -------------------------------------------------------
-        let h = b.rms_norm(&n("attn_norm"), x, &w("attn_norm"), c.rms_eps)?; // [S, d]
-        let qkv = b.linears(&n("qkv"), &[w("attn_q"), w("attn_k"), w("attn_v")], h)?;
-        let (q, k, v) = (qkv[0], qkv[1], qkv[2]); // [S, nh*hd], [S, nkv*hd], [S, nkv*hd]
-        let q = split_heads(&mut b, &n("q"), q, nh)?; // [1, nh, S, hd]
-        let k = split_heads(&mut b, &n("k"), k, nkv)?; // [1, nkv, S, hd]
-        let v = split_heads(&mut b, &n("v"), v, nkv)?; // [1, nkv, S, hd]
-        let q = b.wire(n("q.rope"), ApplyRope, &[q, cos, sin])?;
-        let k = b.wire(n("k.rope"), ApplyRope, &[k, cos, sin])?;
-
-        // causal GQA attention over the cached and new keys, scale 1/sqrt(hd): [1, nh, S, hd]
-        let att = match weights {
-            Weights::Mapped => {
-                let attention = CachedAttention { n_heads: nh, n_kv_heads: nkv, head_dim: hd };
-                b.wire(n("attention"), attention, &[q, k, v])?
-            }
-            Weights::Tensors => {
-                let cached = |b: &mut Builder, what: &str, new: OutletId| {
-                    let cache = DynKeyValueCache {
-                        name: n(&format!("{what}_cache")),
-                        axis: 2,
-                        past_sequence_fact: f32::fact([1.into(), nkv.into(), p_dim.clone(), hd.into()]),
-                        input_sequence_fact: f32::fact([1.into(), nkv.into(), s_dim.clone(), hd.into()]),
-                    };
-                    b.wire(n(&format!("{what}_cache")), cache, &[new]) // [1, nkv, P+S, hd]
-                };
-                let (k, v) = (cached(&mut b, "k", k)?, cached(&mut b, "v", v)?);
-                // Causal from the bottom right: query i (at P + i) sees keys 0 ..= P + i.
-                let sdpa = Sdpa {
-                    scale: None,
-                    datum_type: f32::datum_type(),
-                    acc_datum_type: f32::datum_type(),
-                    is_causal: true,
-                };
-                b.wire(n("attention"), sdpa, &[q, k, v])?
-            }
+        x = match weights {
+            Weights::Mapped => b.layer_mapped(&c, l, x, cos, sin)?,
+            Weights::Tensors => b.layer_tensors(&c, l, x, cos, sin, &s_dim, &p_dim)?,
         };
-        let att = b.wire(n("att.rm_batch"), AxisOp::Rm(0), &[att])?; // [nh, S, hd]
-        let att = b.wire(n("att.seq_first"), AxisOp::Move(0, 1), &[att])?; // [S, nh, hd]
-        let att =
-            b.wire(n("att.merge"), AxisOp::Reshape(1, tvec![nh.into(), hd.into()], tvec![(nh * hd).into()]), &[att])?; // [S, d]
-        let o = b.linear(&n("o"), &w("attn_output"), att)?; // [S, d]
-        x = b.bin(&n("attn_residual"), math::add(), x, o)?;
-
-        // ---- SwiGLU feed-forward ---------------------------------------------
-        let h = b.rms_norm(&n("ffn_norm"), x, &w("ffn_norm"), c.rms_eps)?; // [S, d]
-        let gate_up = b.linears(&n("gate_up"), &[w("ffn_gate"), w("ffn_up")], h)?;
-        let (gate, up) = (gate_up[0], gate_up[1]); // [S, ffn] each
-        let gate = b.wire(n("silu"), silu(), &[gate])?;
-        let act = b.bin(&n("swiglu"), math::mul(), gate, up)?; // [S, ffn]
-        let down = b.linear(&n("down"), &w("ffn_down"), act)?; // [S, d]
-        x = b.bin(&n("ffn_residual"), math::add(), x, down)?;
     }
 
     // ---- head: last position only --------------------------------------------

@@ -144,6 +144,61 @@ impl MappedMatrix {
     }
 }
 
+/// Several linears of the same input (Q, K, V; gate, up). When their weights
+/// lie back to back in the file, as `emoedge convert` writes them, they run
+/// as one matrix: one longer stream of rows, which the prefetchers follow
+/// better than several short ones.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Projection {
+    parts: Vec<MappedMatrix>,
+    stacked: Option<MappedMatrix>,
+}
+
+impl Projection {
+    pub fn new(parts: Vec<MappedMatrix>) -> anyhow::Result<Projection> {
+        let cols = parts.first().map(|p| p.cols);
+        anyhow::ensure!(
+            cols.is_some() && parts.iter().all(|p| Some(p.cols) == cols),
+            "the projections of one input must all have its width"
+        );
+        Ok(Projection { stacked: MappedMatrix::concat(&parts), parts })
+    }
+
+    pub fn cols(&self) -> usize {
+        self.parts[0].cols
+    }
+
+    /// `y_j[s, :] = W_j · x[s, :]`, one output per part, each `[S, rows_j]`.
+    pub fn apply(&self, x: &[f32]) -> Vec<Vec<f32>> {
+        let s = x.len() / self.cols();
+        let Some(stacked) = &self.stacked else {
+            return self
+                .parts
+                .iter()
+                .map(|p| {
+                    let mut y = vec![0f32; s * p.rows];
+                    p.matmul(x, &mut y);
+                    y
+                })
+                .collect();
+        };
+        let mut y = vec![0f32; s * stacked.rows];
+        stacked.matmul(x, &mut y);
+        if self.parts.len() == 1 {
+            return vec![y];
+        }
+        let mut start = 0;
+        self.parts
+            .iter()
+            .map(|p| {
+                let part = y.chunks_exact(stacked.rows).flat_map(|row| &row[start..start + p.rows]).copied().collect();
+                start += p.rows;
+                part
+            })
+            .collect()
+    }
+}
+
 // ---- threads ----------------------------------------------------------------
 
 static THREADS: AtomicUsize = AtomicUsize::new(1);

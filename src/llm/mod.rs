@@ -4,10 +4,12 @@
 
 pub mod attention;
 pub mod convert;
+pub mod ffn;
 pub mod gguf;
 pub mod graph;
 pub mod kernels;
 pub mod linear;
+pub mod norm;
 pub mod sampler;
 pub mod session;
 pub mod tokenizer;
