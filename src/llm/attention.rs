@@ -203,3 +203,26 @@ fn head(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::rope;
+
+    /// Position 0 leaves a vector as it is; at angle θ each pair (x_j,
+    /// x_{j+d/2}) turns by θ, as HF's rotate-half RoPE turns it.
+    #[test]
+    fn rope_turns_each_half_pair_by_its_angle() {
+        let hd = 4;
+        let (c, s) = (0.6f32, 0.8f32); // cos, sin of one angle
+        let cos = [1.0, 1.0, 1.0, 1.0, c, 1.0, c, 1.0];
+        let sin = [0.0, 0.0, 0.0, 0.0, s, 0.0, s, 0.0];
+        // two tokens of two heads each
+        let mut x = vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 1.0, 0.0, 0.0, 1.0, 2.0, 0.0, 0.0, 0.0];
+        rope(&mut x, &cos, &sin, hd);
+        assert_eq!(x[..8], [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]);
+        // token 1, head 0: pair (x0, x2) = (1, 0) turns to (c, s); pair (x1, x3) = (0, 1) stays (angle 0).
+        assert_eq!(x[8..12], [c, 0.0, s, 1.0]);
+        // head 1: (2, 0) -> (2c, 2s).
+        assert_eq!(x[12..16], [2.0 * c, 0.0, 2.0 * s, 0.0]);
+    }
+}
