@@ -8,8 +8,9 @@
 //! own ops each layer's attention half is some fifteen nodes (the norm and
 //! its gain, the QKV slices, three reshapes per head split, RoPE on Q and K,
 //! the merge, the residual add), each a few microseconds of plan overhead
-//! and a fresh tensor: together ~20 % of an fp16 step here. One op reads top
-//! to bottom as the formula above, and allocates a few small buffers.
+//! and a fresh tensor. Fused (with [`super::ffn`]), decode runs 11 % (fp16)
+//! and 9 % (int8) faster here. One op reads top to bottom as the formula
+//! above, and allocates a few small buffers.
 //!
 //! tract's fused KV-cache attention also packs K and V for a general matrix
 //! product on every call, which for a decode step (one query row per head)
