@@ -8,9 +8,11 @@
 //! cannot run our custom ops on the device.
 //!
 //! One graph serves prefill and decode:
-//!   input  `tokens` : i64 [S]          (S = new tokens this call)
-//!   input  `positions` : i64 [S]    (their absolute positions, P .. P+S)
-//!   output `logits` : f32 [1, vocab]   (the last position only)
+//! ```text
+//! input  tokens    : i64 [S]          (S = new tokens this call)
+//! input  positions : i64 [S]          (their absolute positions, P .. P+S)
+//! output logits    : f32 [1, vocab]   (the last position only)
+//! ```
 //! The KV cache lives inside the graph, in op state: one [`AttentionBlock`]
 //! per layer (mapped), or two of tract's `DynKeyValueCache` before its `Sdpa`
 //! (tensors). Either holds [n_kv_heads, P, head_dim] keys and values, P being

@@ -14,8 +14,8 @@
 //! integer sum exact. So int8 here is llama.cpp's Q8_0, not an approximation
 //! of it.
 //!
-//! Each kernel has an AVX2+FMA+F16C path ([`avx2`]) and a NEON one, with or
-//! without the dot-product extension ([`neon`]), picked at run time, and a
+//! Each kernel has an AVX2+FMA+F16C path (`avx2.rs`) and a NEON one, with or
+//! without the dot-product extension (`neon.rs`), picked at run time, and a
 //! portable one that is the reference in the unit tests.
 
 use half::f16;
