@@ -130,15 +130,7 @@ impl OpState for KvCache {
                 merged[(i * nh + h) * hd..][..hd].copy_from_slice(row);
             }
         }
-
-        let mut y = Tensor::zero::<f32>(&[s, d])?;
-        {
-            let mut view = y.try_as_plain_ram_mut()?;
-            let y = view.as_slice_mut::<f32>()?;
-            op.o.matmul(&merged, y);
-            y.iter_mut().zip(x).for_each(|(y, x)| *y += x); // the residual
-        }
-        Ok(tvec!(y.into_tvalue()))
+        Ok(tvec!(op.o.matmul_onto(&merged, x)?.into_tvalue()))
     }
 
     fn reset_lanes(&mut self, _lanes: &[LaneId]) -> TractResult<()> {

@@ -48,14 +48,7 @@ impl EvalOp for FeedForwardBlock {
         // tract's vectorised silu, the kernel its own silu op runs.
         Func::Silu.ew_f32()?.run(&mut gate)?;
         gate.iter_mut().zip(&up).for_each(|(g, u)| *g *= u);
-        let mut y = Tensor::zero::<f32>(&[x.len() / d, d])?;
-        {
-            let mut view = y.try_as_plain_ram_mut()?;
-            let y = view.as_slice_mut::<f32>()?;
-            self.down.matmul(&gate, y);
-            y.iter_mut().zip(x).for_each(|(y, x)| *y += x); // the residual
-        }
-        Ok(tvec!(y.into_tvalue()))
+        Ok(tvec!(self.down.matmul_onto(&gate, x)?.into_tvalue()))
     }
 }
 

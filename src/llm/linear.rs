@@ -98,6 +98,19 @@ impl MappedMatrix {
         &self.map[self.offset + r * rb..self.offset + (r + 1) * rb]
     }
 
+    /// `residual + W · x`, a new `[S, rows]` tensor: a linear whose output
+    /// joins the residual stream (attention's W_o, the feed-forward's W_down).
+    pub fn matmul_onto(&self, x: &[f32], residual: &[f32]) -> TractResult<Tensor> {
+        let mut y = Tensor::zero::<f32>(&[residual.len() / self.rows, self.rows])?;
+        {
+            let mut view = y.try_as_plain_ram_mut()?;
+            let y = view.as_slice_mut::<f32>()?;
+            self.matmul(x, y);
+            y.iter_mut().zip(residual).for_each(|(y, r)| *y += r);
+        }
+        Ok(y)
+    }
+
     /// `y[s, :] = W · x[s, :]` for the `s = x.len() / cols` rows of `x`.
     pub fn matmul(&self, x: &[f32], y: &mut [f32]) {
         let (k, n) = (self.cols, self.rows);
@@ -184,9 +197,6 @@ impl Projection {
         };
         let mut y = vec![0f32; s * stacked.rows];
         stacked.matmul(x, &mut y);
-        if self.parts.len() == 1 {
-            return vec![y];
-        }
         let mut start = 0;
         self.parts
             .iter()
