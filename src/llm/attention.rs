@@ -96,14 +96,17 @@ impl OpState for KvCache {
             cos.shape(),
             sin.shape()
         );
+        if s == 0 {
+            return Ok(tvec!(Tensor::zero::<f32>(&[0, d])?.into_tvalue())); // no new token, nothing to attend
+        }
         let (x, cos, sin) = (x.try_as_plain_ram()?, cos.try_as_plain_ram()?, sin.try_as_plain_ram()?);
         let (x, cos, sin) = (x.as_slice::<f32>()?, cos.as_slice::<f32>()?, sin.as_slice::<f32>()?);
 
         let h = op.norm.apply(x);
         let [mut q, mut k, v]: [Vec<f32>; 3] =
             op.qkv.apply(&h).try_into().map_err(|_| format_err!("AttentionBlock needs W_q, W_k and W_v"))?;
-        rope(&mut q, cos, sin, hd);
-        rope(&mut k, cos, sin, hd);
+        rope(&mut q, nh * hd, cos, sin, hd);
+        rope(&mut k, nkv * hd, cos, sin, hd);
 
         // Head-major from here: the cache and the score products want each
         // head's rows contiguous.
@@ -141,12 +144,10 @@ impl OpState for KvCache {
 
 /// Rotary embedding in place, HF rotate-half layout: each head's vector
 /// `[a, b]` (two halves) becomes `[a·cos − b·sin, b·cos + a·sin]`, with row i
-/// of the tables for row i of `x` ([S, n·hd]).
-fn rope(x: &mut [f32], cos: &[f32], sin: &[f32], hd: usize) {
+/// of the tables ([S, hd]) for row i of `x` ([S, n·hd], rows `width` long).
+fn rope(x: &mut [f32], width: usize, cos: &[f32], sin: &[f32], hd: usize) {
     let half = hd / 2;
-    let s = cos.len() / hd;
-    for (i, row) in x.chunks_exact_mut(x.len() / s.max(1)).enumerate() {
-        let (cos, sin) = (&cos[i * hd..][..hd], &sin[i * hd..][..hd]);
+    for ((row, cos), sin) in x.chunks_exact_mut(width).zip(cos.chunks_exact(hd)).zip(sin.chunks_exact(hd)) {
         for v in row.chunks_exact_mut(hd) {
             for j in 0..half {
                 let (a, b) = (v[j], v[j + half]);
@@ -211,7 +212,7 @@ mod tests {
         let sin = [0.0, 0.0, 0.0, 0.0, s, 0.0, s, 0.0];
         // two tokens of two heads each
         let mut x = vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 1.0, 0.0, 0.0, 1.0, 2.0, 0.0, 0.0, 0.0];
-        rope(&mut x, &cos, &sin, hd);
+        rope(&mut x, 2 * hd, &cos, &sin, hd);
         assert_eq!(x[..8], [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]);
         // token 1, head 0: pair (x0, x2) = (1, 0) turns to (c, s); pair (x1, x3) = (0, 1) stays (angle 0).
         assert_eq!(x[8..12], [c, 0.0, s, 1.0]);
