@@ -12,6 +12,9 @@
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::runtime::{Runnable, Runtime};
 
+mod rewrite;
+pub use rewrite::ChannelPrelu;
+
 /// Where a model runs.
 pub trait Backend: Send + Sync {
     fn name(&self) -> &'static str;
@@ -53,8 +56,18 @@ impl Backend for Cpu {
                 model.transform(&*widen)?;
             }
         }
-        tract_onnx::tract_core::runtime::DefaultRuntime.prepare(model)
+        tract_onnx::tract_core::runtime::DefaultRuntime.prepare(cpu_passes(model)?)
     }
+}
+
+/// What the CPU backend does to a model before tract optimises it: tract's
+/// declutter, then emoedge's own rewrites ([`rewrite`]), which match the
+/// decluttered graph. Public so that benchmarks can time a model with and
+/// without them.
+pub fn cpu_passes(model: TypedModel) -> TractResult<TypedModel> {
+    let mut model = model.into_decluttered()?;
+    rewrite::apply(&mut model)?;
+    Ok(model)
 }
 
 /// An NVIDIA GPU through tract-cuda. Only [`select`] makes one, after the

@@ -1,0 +1,317 @@
+//! Graph rewrites tract's own declutter leaves undone on the face models,
+//! run on the decluttered model before the CPU runtime optimises it.
+//!
+//! - **Per-channel affine into the conv.** A conv followed by `·s` or `+t`
+//!   (one value per output channel, or one for all) is the same conv with
+//!   its kernel rows scaled and its bias `b·s + t`. tract folds these only
+//!   into ungrouped convs; the face models' depthwise convs (group = channels)
+//!   carry them too, each a whole extra pass over the activation.
+//! - **PReLU as one op.** ONNX `PRelu` reaches tract as `Iff(0 > x, x·α, x)`:
+//!   a comparison, a product and a select, three passes and two temporaries.
+//!   [`ChannelPrelu`] is one pass, in place.
+//!
+//! Quantised convs are left alone: their scales live in the q-params, not
+//! the kernel.
+
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::internal::*;
+use tract_onnx::tract_core::ops::{
+    binary::{BinMiniOp, TypedBinOp},
+    cnn::Conv,
+    logic::{CompGT, CompLT, Iff},
+    math::{Add, Mul},
+};
+
+/// Applies the rewrites until none matches, then drops the nodes they left dead.
+pub fn apply(model: &mut TypedModel) -> TractResult<()> {
+    'again: loop {
+        for id in model.eval_order()? {
+            let patch = match fold_channel_affine(model, id)? {
+                Some(p) => Some(p),
+                None => prelu(model, id)?,
+            };
+            if let Some(patch) = patch {
+                patch.apply(model)?;
+                continue 'again;
+            }
+        }
+        break;
+    }
+    model.compact()
+}
+
+/// The one node that reads `id`'s only output, when there is exactly one.
+fn sole_successor(model: &TypedModel, id: usize) -> Option<&TypedNode> {
+    let node = model.node(id);
+    match &*node.outputs {
+        [out] if out.successors.len() == 1 && !model.outputs.contains(&OutletId::new(id, 0)) => {
+            Some(model.node(out.successors[0].node))
+        }
+        _ => None,
+    }
+}
+
+/// When `node` is the binary op `M` with one constant input: the other
+/// input and the constant.
+fn binary_with_const<'m, M: BinMiniOp>(model: &'m TypedModel, node: &TypedNode) -> Option<(OutletId, &'m Tensor)> {
+    let bin = node.op_as::<TypedBinOp>()?;
+    if !bin.0.is::<M>() || node.inputs.len() != 2 {
+        return None;
+    }
+    let konst = |o: OutletId| model.outlet_fact(o).ok().and_then(|f| f.konst.as_deref());
+    match (konst(node.inputs[0]), konst(node.inputs[1])) {
+        (None, Some(k)) => Some((node.inputs[0], k)),
+        (Some(k), None) => Some((node.inputs[1], k)),
+        _ => None,
+    }
+}
+
+/// A constant broadcast against a `rank`-d tensor that varies only along
+/// `axis` (`channels` values) or not at all: its values, one per channel or one.
+fn per_channel(k: &Tensor, rank: usize, axis: usize, channels: usize) -> Option<Vec<f32>> {
+    if k.datum_type() != f32::datum_type() || k.rank() > rank {
+        return None;
+    }
+    // Right-aligned, as broadcasting aligns it.
+    let offset = rank - k.rank();
+    let varying: Vec<usize> = (0..k.rank()).filter(|&i| k.shape()[i] != 1).collect();
+    let values = k.try_as_plain_ram().ok()?.as_slice::<f32>().ok()?.to_vec();
+    match varying[..] {
+        [] => Some(values),
+        [i] if i + offset == axis && k.shape()[i] == channels => Some(values),
+        _ => None,
+    }
+}
+
+/// Conv → `·s` or `+t` (constant per output channel) becomes one conv.
+fn fold_channel_affine(model: &TypedModel, id: usize) -> TractResult<Option<TypedModelPatch>> {
+    let node = model.node(id);
+    let Some(conv) = node.op_as::<Conv>() else { return Ok(None) };
+    if conv.q_params.is_some() || node.inputs.len() != 3 {
+        return Ok(None);
+    }
+    let (Some(kernel), Some(bias)) =
+        (model.outlet_fact(node.inputs[1])?.konst.clone(), model.outlet_fact(node.inputs[2])?.konst.clone())
+    else {
+        return Ok(None);
+    };
+    if kernel.datum_type() != f32::datum_type() || bias.datum_type() != f32::datum_type() {
+        return Ok(None);
+    }
+    let Some(succ) = sole_successor(model, id) else { return Ok(None) };
+    let out = model.outlet_fact(OutletId::new(id, 0))?;
+    // The successor must not broadcast the conv's output any larger.
+    if model.outlet_fact(OutletId::new(succ.id, 0))?.shape != out.shape {
+        return Ok(None);
+    }
+    let shape = out.shape.as_concrete().map(|s| s.to_vec());
+    let Some(shape) = shape else { return Ok(None) };
+    let c_axis = conv.pool_spec.data_format.shape(shape.clone())?.c_axis();
+    let channels = conv.output_channels();
+    let (scale, shift) = if let Some((_, k)) = binary_with_const::<Mul>(model, succ) {
+        (per_channel(k, shape.len(), c_axis, channels), None)
+    } else if let Some((_, k)) = binary_with_const::<Add>(model, succ) {
+        (None, per_channel(k, shape.len(), c_axis, channels))
+    } else {
+        return Ok(None);
+    };
+    if scale.is_none() && shift.is_none() {
+        return Ok(None);
+    }
+    let at = |v: &[f32], o: usize| if v.len() == 1 { v[0] } else { v[o] };
+
+    let bias_values = bias.try_as_plain_ram()?.as_slice::<f32>()?.to_vec();
+    if bias_values.len() != 1 && bias_values.len() != channels {
+        return Ok(None);
+    }
+    let mut new_bias: Vec<f32> = (0..channels).map(|o| at(&bias_values, o)).collect();
+    let mut new_kernel = kernel.into_tensor();
+    if let Some(s) = &scale {
+        let o_axis = conv.kernel_fmt.o_axis(new_kernel.shape());
+        if new_kernel.shape()[o_axis] != channels {
+            return Ok(None);
+        }
+        let mut view = new_kernel.to_plain_array_view_mut::<f32>()?;
+        for (o, mut row) in view.axis_iter_mut(tract_ndarray::Axis(o_axis)).enumerate() {
+            row.mapv_inplace(|w| w * at(s, o));
+        }
+        new_bias.iter_mut().enumerate().for_each(|(o, b)| *b *= at(s, o));
+    }
+    if let Some(t) = &shift {
+        new_bias.iter_mut().enumerate().for_each(|(o, b)| *b += at(t, o));
+    }
+
+    let mut patch = TypedModelPatch::new(format!("fold {} into {}", succ.name, node.name));
+    let input = patch.tap_model(model, node.inputs[0])?;
+    let kernel = patch.add_const(format!("{}.kernel", succ.name), new_kernel)?;
+    let bias = patch.add_const(format!("{}.bias", succ.name), tensor1(&new_bias))?;
+    let wire = patch.wire_node(&succ.name, conv.clone(), &[input, kernel, bias])?;
+    patch.shunt_outside(model, OutletId::new(succ.id, 0), wire[0])?;
+    Ok(Some(patch))
+}
+
+/// `Iff(0 > x, x·α, x)` (or `x < 0`), with α constant per channel, becomes [`ChannelPrelu`].
+fn prelu(model: &TypedModel, id: usize) -> TractResult<Option<TypedModelPatch>> {
+    let node = model.node(id);
+    if !node.op_is::<Iff>() || node.inputs.len() != 3 {
+        return Ok(None);
+    }
+    let [cond, scaled, x] = [node.inputs[0], node.inputs[1], node.inputs[2]];
+    let fact = model.outlet_fact(x)?;
+    let Some(shape) = fact.shape.as_concrete().map(|s| s.to_vec()) else { return Ok(None) };
+    if fact.datum_type != f32::datum_type() {
+        return Ok(None);
+    }
+    let is_zero = |k: &Tensor| {
+        k.try_as_plain_ram().ok().and_then(|v| v.as_slice::<f32>().ok().map(|s| s.iter().all(|&z| z == 0.0)))
+            == Some(true)
+    };
+    let cond_node = model.node(cond.node);
+    let negative_test = match binary_with_const::<CompGT>(model, cond_node) {
+        // 0 > x: the constant must be the left operand.
+        Some((y, k)) => y == x && cond_node.inputs[1] == x && is_zero(k),
+        None => matches!(binary_with_const::<CompLT>(model, cond_node),
+            Some((y, k)) if y == x && cond_node.inputs[0] == x && is_zero(k)),
+    };
+    if !negative_test {
+        return Ok(None);
+    }
+    let Some((y, alpha)) = binary_with_const::<Mul>(model, model.node(scaled.node)) else { return Ok(None) };
+    if y != x || model.outlet_fact(scaled)?.shape != fact.shape {
+        return Ok(None);
+    }
+    // α's one varying axis is the channel axis.
+    let axis = alpha.shape().iter().rposition(|&d| d != 1).map_or(0, |i| i + shape.len() - alpha.rank());
+    let Some(alpha) = per_channel(alpha, shape.len(), axis, shape[axis]) else { return Ok(None) };
+    let op = ChannelPrelu { axis, alpha };
+    Ok(Some(TypedModelPatch::replace_single_op(model, node, &[x], op)?))
+}
+
+/// `y = x < 0 ? α[c]·x : x`, where `c` is `x`'s index along `axis` (α holds
+/// one value per channel, or one for all). One pass over `x`, in place.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChannelPrelu {
+    pub axis: usize,
+    pub alpha: Vec<f32>,
+}
+
+// α is a set of model weights, never NaN.
+impl Eq for ChannelPrelu {}
+
+impl std::hash::Hash for ChannelPrelu {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.axis.hash(state);
+        self.alpha.iter().for_each(|a| a.to_bits().hash(state));
+    }
+}
+
+impl Op for ChannelPrelu {
+    fn name(&self) -> StaticName {
+        "ChannelPrelu".into()
+    }
+    op_as_typed_op!();
+}
+
+impl EvalOp for ChannelPrelu {
+    op_out_of_plan!();
+
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let mut x = args_1!(inputs).into_tensor();
+        let shape = x.shape().to_vec();
+        ensure!(self.axis < shape.len(), "ChannelPrelu: axis {} of a {:?} tensor", self.axis, shape);
+        let channels = shape[self.axis];
+        ensure!(
+            self.alpha.len() == 1 || self.alpha.len() == channels,
+            "ChannelPrelu: {} slopes for {channels} channels",
+            self.alpha.len()
+        );
+        // Each run of `inner` values shares one channel.
+        let inner: usize = shape[self.axis + 1..].iter().product();
+        let mut view = x.try_as_plain_ram_mut()?;
+        let values = view.as_slice_mut::<f32>()?;
+        if inner > 0 {
+            for (run, chunk) in values.chunks_mut(inner).enumerate() {
+                let a = if self.alpha.len() == 1 { self.alpha[0] } else { self.alpha[run % channels] };
+                // A select the compiler vectorises: no branch per value.
+                chunk.iter_mut().for_each(|v| *v = if *v < 0.0 { *v * a } else { *v });
+            }
+        }
+        Ok(tvec!(x.into_tvalue()))
+    }
+}
+
+impl TypedOp for ChannelPrelu {
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        ensure!(inputs.len() == 1 && inputs[0].datum_type == f32::datum_type(), "ChannelPrelu takes one f32 tensor");
+        Ok(tvec!(f32::fact(inputs[0].shape.to_tvec())))
+    }
+    as_op!();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tract_onnx::tract_core::ops::cnn::{KernelFormat, PaddingSpec, PoolSpec};
+    use tract_onnx::tract_core::ops::logic::comp_gt;
+    use tract_onnx::tract_core::ops::math::{add, mul};
+    use tract_onnx::tract_core::ops::nn::DataFormat;
+
+    fn run(model: &TypedModel, x: &Tensor) -> Vec<f32> {
+        let plan = model.clone().into_runnable().unwrap();
+        let out = plan.run(tvec!(x.clone().into_tvalue())).unwrap();
+        out[0].try_as_plain_ram().unwrap().as_slice::<f32>().unwrap().to_vec()
+    }
+
+    fn input() -> Tensor {
+        let values: Vec<f32> = (0..3 * 5 * 5).map(|i| ((i * 37 % 23) as f32 - 11.0) / 7.0).collect();
+        Tensor::from_shape(&[1, 3, 5, 5], &values).unwrap()
+    }
+
+    fn assert_close(a: &[f32], b: &[f32]) {
+        assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(b) {
+            assert!((x - y).abs() <= 1e-5 * (1.0 + y.abs()), "{x} vs {y}");
+        }
+    }
+
+    #[test]
+    fn a_depthwise_conv_absorbs_its_scale_and_shift() {
+        let mut model = TypedModel::default();
+        let x = model.add_source("x", f32::fact([1, 3, 5, 5])).unwrap();
+        let kernel: Vec<f32> = (0..27).map(|i| (i as f32 - 13.0) / 9.0).collect();
+        let kernel = model.add_const("k", Tensor::from_shape(&[3, 1, 3, 3], &kernel).unwrap()).unwrap();
+        let bias = model.add_const("b", tensor1(&[0.5f32, -0.25, 1.0])).unwrap();
+        let pool = PoolSpec::new(DataFormat::NCHW, tvec!(3, 3), PaddingSpec::SameUpper, None, None, 3, 3);
+        let conv = Conv { pool_spec: pool, kernel_fmt: KernelFormat::OIHW, group: 3, q_params: None };
+        let y = model.wire_node("conv", conv, &[x, kernel, bias]).unwrap();
+        let s = model.add_const("s", Tensor::from_shape(&[1, 3, 1, 1], &[2.0f32, -1.0, 0.5]).unwrap()).unwrap();
+        let y = model.wire_node("scale", mul(), &[y[0], s]).unwrap();
+        let t = model.add_const("t", Tensor::from_shape(&[1, 3, 1, 1], &[1.0f32, 2.0, 3.0]).unwrap()).unwrap();
+        let y = model.wire_node("shift", add(), &[t, y[0]]).unwrap();
+        model.select_output_outlets(&y).unwrap();
+
+        let mut rewritten = model.clone();
+        apply(&mut rewritten).unwrap();
+        let convs = rewritten.nodes().iter().filter(|n| n.op_is::<Conv>()).count();
+        assert_eq!((convs, rewritten.nodes().iter().filter(|n| n.op_is::<TypedBinOp>()).count()), (1, 0));
+        assert_close(&run(&rewritten, &input()), &run(&model, &input()));
+    }
+
+    #[test]
+    fn prelu_becomes_one_op_with_the_same_values() {
+        let mut model = TypedModel::default();
+        let x = model.add_source("x", f32::fact([1, 3, 5, 5])).unwrap();
+        let alpha = model.add_const("a", Tensor::from_shape(&[1, 3, 1, 1], &[0.1f32, 0.5, -2.0]).unwrap()).unwrap();
+        let zero = model.add_const("zero", Tensor::from_shape(&[1, 1, 1, 1], &[0f32]).unwrap()).unwrap();
+        let scaled = model.wire_node("mul", mul(), &[x, alpha]).unwrap()[0];
+        let test = model.wire_node("test", TypedBinOp(comp_gt(), None), &[zero, x]).unwrap()[0];
+        let y = model.wire_node("iff", Iff, &[test, scaled, x]).unwrap();
+        model.select_output_outlets(&y).unwrap();
+
+        let mut rewritten = model.clone();
+        apply(&mut rewritten).unwrap();
+        assert!(rewritten.nodes().iter().any(|n| n.op_is::<ChannelPrelu>()));
+        assert!(!rewritten.nodes().iter().any(|n| n.op_is::<Iff>()));
+        assert_close(&run(&rewritten, &input()), &run(&model, &input()));
+    }
+}
