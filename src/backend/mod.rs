@@ -13,7 +13,9 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::runtime::{Runnable, Runtime};
 
 mod rewrite;
+mod separable;
 pub use rewrite::ChannelPrelu;
+pub use separable::ResidualSeparableConv;
 
 /// Where a model runs.
 pub trait Backend: Send + Sync {

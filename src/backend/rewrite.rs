@@ -10,6 +10,10 @@
 //!   a comparison, a product and a select, three passes and two temporaries.
 //!   [`ChannelPrelu`] is one pass, in place.
 //!
+//! - **A residual separable block as one op.** depthwise conv → 1×1 conv →
+//!   `+ x` → ReLU/PReLU, BlazeFace's and FaceMesh's block, becomes
+//!   [`ResidualSeparableConv`], which makes one pass where tract makes four.
+//!
 //! Quantised convs are left alone: their scales live in the q-params, not
 //! the kernel.
 
@@ -17,25 +21,34 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::{
     binary::{BinMiniOp, TypedBinOp},
-    cnn::Conv,
+    cnn::{Conv, KernelFormat},
+    einsum::EinSum,
     logic::{CompGT, CompLT, Iff},
-    math::{Add, Mul},
+    math::{Add, Max, Mul},
+    nn::DataFormat,
 };
 
-/// Applies the rewrites until none matches, then drops the nodes they left dead.
+use super::separable::{self, Activation, ResidualSeparableConv};
+
+type Rewrite = fn(&TypedModel, usize) -> TractResult<Option<TypedModelPatch>>;
+
+/// Applies the rewrites until none matches, then drops the nodes they left
+/// dead. In two rounds: the separable blocks take their activation whole,
+/// so PReLU must already be one op when they are matched.
 pub fn apply(model: &mut TypedModel) -> TractResult<()> {
-    'again: loop {
-        for id in model.eval_order()? {
-            let patch = match fold_channel_affine(model, id)? {
-                Some(p) => Some(p),
-                None => prelu(model, id)?,
-            };
-            if let Some(patch) = patch {
-                patch.apply(model)?;
-                continue 'again;
+    let rounds: [&[Rewrite]; 2] = [&[fold_channel_affine, prelu], &[residual_separable]];
+    for rewrites in rounds {
+        'again: loop {
+            for id in model.eval_order()? {
+                for rewrite in rewrites {
+                    if let Some(patch) = rewrite(model, id)? {
+                        patch.apply(model)?;
+                        continue 'again;
+                    }
+                }
             }
+            break;
         }
-        break;
     }
     model.compact()
 }
@@ -187,6 +200,110 @@ fn prelu(model: &TypedModel, id: usize) -> TractResult<Option<TypedModelPatch>> 
     Ok(Some(TypedModelPatch::replace_single_op(model, node, &[x], op)?))
 }
 
+/// The values of a constant f32 outlet.
+fn const_values(model: &TypedModel, outlet: OutletId) -> Option<Vec<f32>> {
+    let k = model.outlet_fact(outlet).ok()?.konst.clone()?;
+    if k.datum_type() != f32::datum_type() {
+        return None;
+    }
+    Some(k.try_as_plain_ram().ok()?.as_slice::<f32>().ok()?.to_vec())
+}
+
+/// Depthwise conv (k×k, stride 1, same zero padding) → `NIHW,OI->NOHW` 1×1
+/// conv (→ `+ bias`) → `+ x` (→ ReLU or PReLU), on `[1, C, H, W]`, matched
+/// at the depthwise conv, becomes one [`ResidualSeparableConv`].
+fn residual_separable(model: &TypedModel, id: usize) -> TractResult<Option<TypedModelPatch>> {
+    let dw = model.node(id);
+    let Some(conv) = dw.op_as::<Conv>() else { return Ok(None) };
+    if !separable::available() {
+        return Ok(None);
+    }
+    let x = dw.inputs[0];
+    let Some(shape) = model.outlet_fact(x)?.shape.as_concrete().map(|s| s.to_vec()) else { return Ok(None) };
+    let spec = &conv.pool_spec;
+    let c = conv.input_channels();
+    let k = spec.kernel_shape.first().copied().unwrap_or(0);
+    let plain = conv.q_params.is_none()
+        && dw.inputs.len() == 3
+        && model.outlet_fact(x)?.datum_type == f32::datum_type()
+        && spec.data_format == DataFormat::NCHW
+        && conv.kernel_fmt == KernelFormat::OIHW
+        && shape.len() == 4
+        && shape[0] == 1
+        && shape[1] == c
+        && conv.group == c
+        && conv.output_channels() == c
+        && *spec.kernel_shape == [k, k]
+        && k % 2 == 1
+        && spec.strides().iter().all(|&s| s == 1)
+        && spec.dilations().iter().all(|&d| d == 1)
+        && spec.computed_padding(&shape[2..]).iter().all(|d| d.pad_before == k / 2 && d.pad_after == k / 2);
+    if !plain {
+        return Ok(None);
+    }
+    let (Some(dw_kernel), Some(dw_bias)) = (const_values(model, dw.inputs[1]), const_values(model, dw.inputs[2]))
+    else {
+        return Ok(None);
+    };
+    let dw_bias = match dw_bias.len() {
+        1 => vec![dw_bias[0]; c],
+        n if n == c => dw_bias,
+        _ => return Ok(None),
+    };
+    if dw_kernel.len() != c * k * k {
+        return Ok(None);
+    }
+
+    // The pointwise conv, as tract's declutter leaves a 1×1 conv.
+    let Some(pw) = sole_successor(model, id) else { return Ok(None) };
+    let Some(einsum) = pw.op_as::<EinSum>() else { return Ok(None) };
+    if einsum.q_params.is_some() || einsum.axes.to_string() != "NIHW,OI->NOHW" || pw.inputs.len() != 2 {
+        return Ok(None);
+    }
+    let Some(pw_kernel) = const_values(model, pw.inputs[1]).filter(|w| w.len() == c * c) else { return Ok(None) };
+    let mut last = pw;
+    let mut pw_bias = vec![0f32; c];
+    let mut next = sole_successor(model, last.id);
+    if let Some((_, b)) = next.and_then(|n| binary_with_const::<Add>(model, n)) {
+        let Some(b) = per_channel(b, 4, 1, c) else { return Ok(None) };
+        pw_bias.iter_mut().enumerate().for_each(|(o, v)| *v = if b.len() == 1 { b[0] } else { b[o] });
+        last = next.unwrap_or(last);
+        next = sole_successor(model, last.id);
+    }
+
+    // The residual: the block's input added back.
+    let Some(sum) = next else { return Ok(None) };
+    let residual = sum.op_as::<TypedBinOp>().is_some_and(|b| b.0.is::<Add>())
+        && sum.inputs.len() == 2
+        && sum.inputs.contains(&x)
+        && sum.inputs.contains(&OutletId::new(last.id, 0))
+        && model.outlet_fact(OutletId::new(sum.id, 0))?.shape == model.outlet_fact(x)?.shape;
+    if !residual {
+        return Ok(None);
+    }
+    last = sum;
+
+    let mut activation = Activation::None;
+    if let Some(act) = sole_successor(model, last.id) {
+        if let Some(prelu) = act.op_as::<ChannelPrelu>().filter(|p| p.axis == 1) {
+            activation = Activation::Prelu(prelu.alpha.clone());
+            last = act;
+        } else if let Some((_, zero)) = binary_with_const::<Max>(model, act) {
+            if per_channel(zero, 4, 1, c).is_some_and(|z| z.iter().all(|&v| v == 0.0)) {
+                activation = Activation::Relu;
+                last = act;
+            }
+        }
+    }
+
+    let op = ResidualSeparableConv::new(c, k, dw_kernel, dw_bias, pw_kernel, pw_bias, activation)?;
+    let mut patch = TypedModelPatch::new(format!("{} to {} as one block", dw.name, last.name));
+    let input = patch.tap_model(model, x)?;
+    let wire = patch.wire_node(&last.name, op, &[input])?;
+    patch.shunt_outside(model, OutletId::new(last.id, 0), wire[0])?;
+    Ok(Some(patch))
+}
+
 /// `y = x < 0 ? α[c]·x : x`, where `c` is `x`'s index along `axis` (α holds
 /// one value per channel, or one for all). One pass over `x`, in place.
 #[derive(Debug, Clone, PartialEq)]
@@ -197,13 +314,6 @@ pub struct ChannelPrelu {
 
 // α is a set of model weights, never NaN.
 impl Eq for ChannelPrelu {}
-
-impl std::hash::Hash for ChannelPrelu {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.axis.hash(state);
-        self.alpha.iter().for_each(|a| a.to_bits().hash(state));
-    }
-}
 
 impl Op for ChannelPrelu {
     fn name(&self) -> StaticName {
@@ -295,6 +405,58 @@ mod tests {
         let convs = rewritten.nodes().iter().filter(|n| n.op_is::<Conv>()).count();
         assert_eq!((convs, rewritten.nodes().iter().filter(|n| n.op_is::<TypedBinOp>()).count()), (1, 0));
         assert_close(&run(&rewritten, &input()), &run(&model, &input()));
+    }
+
+    /// x → depthwise k×k → 1×1 conv → + x → activation, on [1, c, h, w].
+    fn separable_block(c: usize, h: usize, w: usize, k: usize, prelu: bool) -> TypedModel {
+        let mut model = TypedModel::default();
+        let x = model.add_source("x", f32::fact([1, c, h, w])).unwrap();
+        let values = |n: usize, seed: usize| -> Vec<f32> {
+            (0..n).map(|i| (((i + seed) * 7919 % 61) as f32 - 30.0) / 40.0).collect()
+        };
+        let dk = model.add_const("dk", Tensor::from_shape(&[c, 1, k, k], &values(c * k * k, 1)).unwrap()).unwrap();
+        let db = model.add_const("db", tensor1(&values(c, 2))).unwrap();
+        let pool = PoolSpec::new(DataFormat::NCHW, tvec!(k, k), PaddingSpec::SameUpper, None, None, c, c);
+        let dw = Conv { pool_spec: pool, kernel_fmt: KernelFormat::OIHW, group: c, q_params: None };
+        let y = model.wire_node("dw", dw, &[x, dk, db]).unwrap()[0];
+        let pk = model.add_const("pk", Tensor::from_shape(&[c, c, 1, 1], &values(c * c, 3)).unwrap()).unwrap();
+        let pb = model.add_const("pb", tensor1(&values(c, 4))).unwrap();
+        let pool = PoolSpec::new(DataFormat::NCHW, tvec!(1, 1), PaddingSpec::Valid, None, None, c, c);
+        let pw = Conv { pool_spec: pool, kernel_fmt: KernelFormat::OIHW, group: 1, q_params: None };
+        let y = model.wire_node("pw", pw, &[y, pk, pb]).unwrap()[0];
+        let y = model.wire_node("sum", add(), &[x, y]).unwrap()[0];
+        let y = if prelu {
+            let alpha = model.add_const("a", Tensor::from_shape(&[1, c, 1, 1], &values(c, 5)).unwrap()).unwrap();
+            let zero = model.add_const("zero", Tensor::from_shape(&[1, 1, 1, 1], &[0f32]).unwrap()).unwrap();
+            let scaled = model.wire_node("mul", mul(), &[y, alpha]).unwrap()[0];
+            let test = model.wire_node("test", TypedBinOp(comp_gt(), None), &[zero, y]).unwrap()[0];
+            model.wire_node("iff", Iff, &[test, scaled, y]).unwrap()[0]
+        } else {
+            let zero = model.add_const("zero", Tensor::from_shape(&[1, 1, 1, 1], &[0f32]).unwrap()).unwrap();
+            model.wire_node("relu", tract_onnx::tract_core::ops::math::max(), &[y, zero]).unwrap()[0]
+        };
+        model.select_output_outlets(&[y]).unwrap();
+        model
+    }
+
+    #[test]
+    fn a_residual_separable_block_becomes_one_op_with_the_same_values() {
+        // Widths below, across and at a strip; channel counts that do and do
+        // not fill the output tiles; both kernel sizes the models use.
+        for (c, h, w, k, prelu) in [(5, 7, 37, 3, false), (4, 6, 16, 5, true), (24, 9, 9, 3, false), (3, 1, 2, 3, true)]
+        {
+            let model = separable_block(c, h, w, k, prelu);
+            let rewritten = super::super::cpu_passes(model.clone()).unwrap();
+            let ops: Vec<String> = rewritten.nodes().iter().map(|n| n.op().name().to_string()).collect();
+            // Without the AVX2 kernel the block stays tract's.
+            if separable::available() {
+                assert_eq!(ops, ["Source", "ResidualSeparableConv"], "{c}×{h}×{w}, k {k}");
+            }
+            let values: Vec<f32> = (0..c * h * w).map(|i| ((i * 37 % 23) as f32 - 11.0) / 7.0).collect();
+            let x = Tensor::from_shape(&[1, c, h, w], &values).unwrap();
+            let plain = model.into_optimized().unwrap();
+            assert_close(&run(&rewritten, &x), &run(&plain, &x));
+        }
     }
 
     #[test]

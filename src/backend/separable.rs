@@ -1,0 +1,357 @@
+//! BlazeFace's and FaceMesh's building block as one op: a depthwise k×k
+//! conv, a pointwise (1×1) conv, the block's input added back, then ReLU or
+//! PReLU, `y = act(x + P·D(x))`, NCHW.
+//!
+//! tract runs the block as four ops, each a full pass over a tensor that at
+//! 24 channels × 128 × 128 (1.5 MB) no longer fits in L2: the depthwise
+//! conv, packing its output for the matrix product, the product, and the
+//! add-and-activate. Here the block goes one output row at a time: the
+//! depthwise row of every channel stays in L1 and feeds the pointwise sums
+//! at once, and the residual and activation are applied as each strip of the
+//! output is stored. Each tensor is read once (the input rows `k` times,
+//! from cache) and the output written once.
+
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::internal::*;
+
+/// Output pixels per pointwise strip, and output channels per tile: a
+/// tile's sums (4 × 16 f32) take 8 of AVX2's 16 registers.
+#[cfg(target_arch = "x86_64")]
+const LANES: usize = 16;
+const OUT_TILE: usize = 4;
+/// Output pixels per depthwise strip (two sets of 4 registers of sums).
+#[cfg(target_arch = "x86_64")]
+const DW_LANES: usize = 32;
+
+/// What follows the residual sum.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Activation {
+    None,
+    Relu,
+    /// One slope per channel, or one for all.
+    Prelu(Vec<f32>),
+}
+
+impl Activation {
+    #[inline(always)]
+    fn apply(&self, channel: usize, v: f32) -> f32 {
+        match self {
+            Activation::None => v,
+            Activation::Relu => v.max(0.0),
+            Activation::Prelu(a) => {
+                let a = if a.len() == 1 { a[0] } else { a[channel] };
+                if v < 0.0 {
+                    v * a
+                } else {
+                    v
+                }
+            }
+        }
+    }
+}
+
+/// `y = act(x + pw · dw(x))` over `[1, C, H, W]`, with a k×k depthwise conv
+/// (stride 1, zero padding k/2) and a C×C pointwise one, both with biases.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResidualSeparableConv {
+    channels: usize,
+    k: usize,
+    /// `[C][k][k]`.
+    dw_kernel: Vec<f32>,
+    dw_bias: Vec<f32>,
+    /// `[C rounded up to OUT_TILE][C]`, the extra rows zero.
+    pw_kernel: Vec<f32>,
+    pw_bias: Vec<f32>,
+    activation: Activation,
+}
+
+// The weights are a model's, never NaN.
+impl Eq for ResidualSeparableConv {}
+
+impl ResidualSeparableConv {
+    /// `dw_kernel` `[C][k][k]`, `pw_kernel` `[C out][C in]`, biases of C
+    /// values; `k` odd.
+    pub fn new(
+        channels: usize,
+        k: usize,
+        dw_kernel: Vec<f32>,
+        dw_bias: Vec<f32>,
+        mut pw_kernel: Vec<f32>,
+        mut pw_bias: Vec<f32>,
+        activation: Activation,
+    ) -> TractResult<ResidualSeparableConv> {
+        ensure!(k % 2 == 1, "ResidualSeparableConv needs an odd kernel, not {k}");
+        ensure!(
+            dw_kernel.len() == channels * k * k && dw_bias.len() == channels,
+            "depthwise weights of the wrong size"
+        );
+        ensure!(
+            pw_kernel.len() == channels * channels && pw_bias.len() == channels,
+            "pointwise weights of the wrong size"
+        );
+        if let Activation::Prelu(a) = &activation {
+            ensure!(a.len() == 1 || a.len() == channels, "{} PReLU slopes for {channels} channels", a.len());
+        }
+        let tiles = channels.div_ceil(OUT_TILE) * OUT_TILE;
+        pw_kernel.resize(tiles * channels, 0.0);
+        pw_bias.resize(tiles, 0.0);
+        Ok(ResidualSeparableConv { channels, k, dw_kernel, dw_bias, pw_kernel, pw_bias, activation })
+    }
+
+    fn run(&self, x: &[f32], h: usize, w: usize, out: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if available() {
+            // SAFETY: `available` checked the features.
+            return unsafe { self.rows_avx2(x, h, w, out) };
+        }
+        self.rows_portable(x, h, w, out)
+    }
+
+    /// The reference: the same arithmetic, one value at a time.
+    fn rows_portable(&self, x: &[f32], h: usize, w: usize, out: &mut [f32]) {
+        let (c, k) = (self.channels, self.k);
+        let p = k / 2;
+        let mut d = vec![0f32; c * w];
+        for y in 0..h {
+            for ch in 0..c {
+                for i in 0..w {
+                    let mut acc = self.dw_bias[ch];
+                    for ky in 0..k {
+                        for kx in 0..k {
+                            // Taps outside the input read the zero padding.
+                            let (Some(sy), Some(sx)) = ((y + ky).checked_sub(p), (i + kx).checked_sub(p)) else {
+                                continue;
+                            };
+                            if sy < h && sx < w {
+                                acc += self.dw_kernel[(ch * k + ky) * k + kx] * x[(ch * h + sy) * w + sx];
+                            }
+                        }
+                    }
+                    d[ch * w + i] = acc;
+                }
+            }
+            for o in 0..c {
+                let at = (o * h + y) * w;
+                for i in 0..w {
+                    let mut acc = self.pw_bias[o];
+                    for ch in 0..c {
+                        acc += self.pw_kernel[o * c + ch] * d[ch * w + i];
+                    }
+                    out[at + i] = self.activation.apply(o, acc + x[at + i]);
+                }
+            }
+        }
+    }
+
+    /// AVX2: per output row, the depthwise row of every channel in 16-pixel
+    /// strips (two registers of sums, the k² taps loaded unaligned from the
+    /// padded rows), then the pointwise sums for 4 output channels × 16
+    /// pixels at a time (8 registers), each depthwise strip loaded once per
+    /// 4 output channels, and the residual and activation on the way out.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn rows_avx2(&self, x: &[f32], h: usize, w: usize, out: &mut [f32]) {
+        use std::arch::x86_64::*;
+        let (c, k) = (self.channels, self.k);
+        let p = k / 2;
+        // Rows are computed in whole depthwise strips (32 pixels); the tail
+        // past `w` is never stored.
+        let wp = w.div_ceil(DW_LANES) * DW_LANES;
+        // The k input rows the current output row reads, per channel, each
+        // with its zero border: a ring, into which each input row is copied
+        // once, as it comes into reach. Slot (sy + p) % k holds input row sy.
+        let plen = wp + 2 * p;
+        let mut ring = vec![0f32; c * k * plen];
+        let load = |ring: &mut [f32], sy: isize| {
+            let slot = (sy + p as isize) as usize % k;
+            for ch in 0..c {
+                let row = &mut ring[(ch * k + slot) * plen + p..][..w];
+                match usize::try_from(sy).ok().filter(|&sy| sy < h) {
+                    Some(sy) => row.copy_from_slice(&x[(ch * h + sy) * w..][..w]),
+                    None => row.fill(0.0),
+                }
+            }
+        };
+        for sy in -(p as isize)..p as isize {
+            load(&mut ring, sy);
+        }
+        let mut d = vec![0f32; c * wp];
+        let zero = _mm256_setzero_ps();
+        for y in 0..h {
+            load(&mut ring, (y + p) as isize);
+            for ch in 0..c {
+                let kernel = &self.dw_kernel[ch * k * k..][..k * k];
+                let rows = ring.as_ptr().add(ch * k * plen);
+                for x0 in (0..wp).step_by(DW_LANES) {
+                    // Two sets of four sums (even and odd kernel rows): eight
+                    // independent FMA chains hide the FMA latency.
+                    let mut even = [_mm256_set1_ps(self.dw_bias[ch]); 4];
+                    let mut odd = [zero; 4];
+                    macro_rules! taps {
+                        ($sums:ident, $ky:expr) => {{
+                            // In bounds: kx + x0 + 32 ≤ plen.
+                            let src = rows.add(((y + $ky) % k) * plen + x0);
+                            for kx in 0..k {
+                                let wv = _mm256_set1_ps(kernel[$ky * k + kx]);
+                                for q in 0..4 {
+                                    $sums[q] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(src.add(kx + 8 * q)), $sums[q]);
+                                }
+                            }
+                        }};
+                    }
+                    let mut ky = 0;
+                    while ky + 1 < k {
+                        taps!(even, ky);
+                        taps!(odd, ky + 1);
+                        ky += 2;
+                    }
+                    taps!(even, ky);
+                    let dst = d.as_mut_ptr().add(ch * wp + x0);
+                    for q in 0..4 {
+                        _mm256_storeu_ps(dst.add(8 * q), _mm256_add_ps(even[q], odd[q]));
+                    }
+                }
+            }
+            for o0 in (0..c).step_by(OUT_TILE) {
+                // pw_kernel has whole tiles of rows: o0 + 3 is in bounds.
+                let wrow = self.pw_kernel.as_ptr().add(o0 * c);
+                // x0 < w keeps x0 + 16 ≤ wp: d holds whole strips.
+                for x0 in (0..w).step_by(LANES) {
+                    let mut acc = [[zero; 2]; OUT_TILE];
+                    for (j, a) in acc.iter_mut().enumerate() {
+                        *a = [_mm256_set1_ps(self.pw_bias[o0 + j]); 2];
+                    }
+                    for ch in 0..c {
+                        let src = d.as_ptr().add(ch * wp + x0);
+                        let (d0, d1) = (_mm256_loadu_ps(src), _mm256_loadu_ps(src.add(8)));
+                        for (j, a) in acc.iter_mut().enumerate() {
+                            let wv = _mm256_broadcast_ss(&*wrow.add(j * c + ch));
+                            a[0] = _mm256_fmadd_ps(wv, d0, a[0]);
+                            a[1] = _mm256_fmadd_ps(wv, d1, a[1]);
+                        }
+                    }
+                    let n = LANES.min(w - x0);
+                    for (j, a) in acc.iter().enumerate().take(c - o0) {
+                        let o = o0 + j;
+                        let at = (o * h + y) * w + x0;
+                        if n == LANES {
+                            for (half, sum) in a.iter().enumerate() {
+                                let res = _mm256_loadu_ps(x.as_ptr().add(at + 8 * half));
+                                let v = _mm256_add_ps(*sum, res);
+                                let v = match &self.activation {
+                                    Activation::None => v,
+                                    Activation::Relu => _mm256_max_ps(v, zero),
+                                    Activation::Prelu(alpha) => {
+                                        let slope = _mm256_set1_ps(if alpha.len() == 1 { alpha[0] } else { alpha[o] });
+                                        // Where v's sign bit is set, v·α.
+                                        _mm256_blendv_ps(v, _mm256_mul_ps(v, slope), v)
+                                    }
+                                };
+                                _mm256_storeu_ps(out.as_mut_ptr().add(at + 8 * half), v);
+                            }
+                        } else {
+                            let mut sums = [0f32; LANES];
+                            _mm256_storeu_ps(sums.as_mut_ptr(), a[0]);
+                            _mm256_storeu_ps(sums.as_mut_ptr().add(8), a[1]);
+                            for i in 0..n {
+                                out[at + i] = self.activation.apply(o, sums[i] + x[at + i]);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Whether this CPU has the fused kernel. Elsewhere the rewrite leaves the
+/// block to tract, whose NEON kernels beat a portable loop.
+pub fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+impl Op for ResidualSeparableConv {
+    fn name(&self) -> StaticName {
+        "ResidualSeparableConv".into()
+    }
+    op_as_typed_op!();
+}
+
+impl EvalOp for ResidualSeparableConv {
+    op_out_of_plan!();
+
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let x = args_1!(inputs);
+        let shape = x.shape().to_vec();
+        ensure!(
+            shape.len() == 4 && shape[0] == 1 && shape[1] == self.channels,
+            "ResidualSeparableConv takes [1, {}, H, W], not {shape:?}",
+            self.channels
+        );
+        // SAFETY: every element of the output is written before it is read.
+        let mut out = unsafe { Tensor::uninitialized::<f32>(&shape)? };
+        {
+            let x = x.try_as_plain_ram()?;
+            let mut y = out.try_as_plain_ram_mut()?;
+            self.run(x.as_slice::<f32>()?, shape[2], shape[3], y.as_slice_mut::<f32>()?);
+        }
+        Ok(tvec!(out.into_tvalue()))
+    }
+}
+
+impl TypedOp for ResidualSeparableConv {
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        ensure!(
+            inputs.len() == 1 && inputs[0].datum_type == f32::datum_type() && inputs[0].rank() == 4,
+            "ResidualSeparableConv takes one f32 [1, C, H, W] tensor"
+        );
+        Ok(tvec!(f32::fact(inputs[0].shape.to_tvec())))
+    }
+    as_op!();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_avx2_kernel_equals_the_portable_one() {
+        if !available() {
+            return;
+        }
+        let values = |n: usize, seed: usize| -> Vec<f32> {
+            (0..n).map(|i| (((i + seed) * 7919 % 61) as f32 - 30.0) / 40.0).collect()
+        };
+        for (c, h, w, k, activation) in [
+            (5, 7, 37, 3, Activation::Relu),
+            (24, 4, 128, 3, Activation::Prelu(values(24, 9))),
+            (3, 3, 33, 5, Activation::None),
+            (8, 2, 1, 3, Activation::Prelu(vec![0.25])),
+        ] {
+            let op = ResidualSeparableConv::new(
+                c,
+                k,
+                values(c * k * k, 1),
+                values(c, 2),
+                values(c * c, 3),
+                values(c, 4),
+                activation,
+            )
+            .unwrap();
+            let x = values(c * h * w, 5);
+            let (mut fast, mut slow) = (vec![f32::NAN; x.len()], vec![f32::NAN; x.len()]);
+            unsafe { op.rows_avx2(&x, h, w, &mut fast) };
+            op.rows_portable(&x, h, w, &mut slow);
+            for (a, b) in fast.iter().zip(&slow) {
+                assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{c}×{h}×{w} k {k}: {a} vs {b}");
+            }
+        }
+    }
+}
