@@ -23,6 +23,7 @@ const R: usize = 4;
 /// blocks ahead 24.8, 32 ahead 28.9, 64 ahead 32 (128: 31); adding the L2
 /// prefetch 4× further took it to 42–44 (8×: 42.5, 16×: 42.5).
 const PREFETCH: usize = 64 * Q8_0_BYTES;
+const _: () = assert!(PREFETCH.is_multiple_of(64), "the Q8_0 prefetch distance must be whole cache lines");
 /// The L1 distance in bytes for f32/f16 rows; their L2 prefetch goes 8×
 /// as far (fp16 decode: 4× 30.2 tok/s, 8× 30.8; 4096 bytes × 4: 30.2).
 const PREFETCH_BYTES: usize = 2048;
@@ -157,8 +158,15 @@ macro_rules! q8_tile {
             for b in 0..nb {
                 for (r, acc) in acc.iter_mut().enumerate() {
                     let wb = w.add(r * rb + b * Q8_0_BYTES);
-                    _mm_prefetch::<_MM_HINT_T0>(wb.add(PREFETCH) as *const i8);
-                    _mm_prefetch::<_MM_HINT_T1>(wb.add(4 * PREFETCH) as *const i8);
+                    // One prefetch per 64-byte line, not two: only the block
+                    // ahead in which a line starts asks for that line (its
+                    // last byte then lies in the line's first 34 bytes; both
+                    // distances are whole lines, so one test serves both).
+                    let ahead = wb.add(PREFETCH + Q8_0_BYTES - 1);
+                    if (ahead as usize) % 64 < Q8_0_BYTES {
+                        _mm_prefetch::<_MM_HINT_T0>(ahead as *const i8);
+                        _mm_prefetch::<_MM_HINT_T1>(ahead.add(3 * PREFETCH) as *const i8);
+                    }
                     // d_w broadcast once per block; d_x broadcast straight from
                     // memory (a load, not a shuffle) per pair.
                     let dw = _mm256_broadcastss_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(
