@@ -79,8 +79,17 @@ fn binary_with_const<'m, M: BinMiniOp>(model: &'m TypedModel, node: &TypedNode) 
     }
 }
 
+/// One value per channel from `values`, which hold that or one for all.
+fn each_channel(values: Vec<f32>, channels: usize) -> Option<Vec<f32>> {
+    match values.len() {
+        1 => Some(vec![values[0]; channels]),
+        n if n == channels => Some(values),
+        _ => None,
+    }
+}
+
 /// A constant broadcast against a `rank`-d tensor that varies only along
-/// `axis` (`channels` values) or not at all: its values, one per channel or one.
+/// `axis` (`channels` values) or not at all: one value per channel.
 fn per_channel(k: &Tensor, rank: usize, axis: usize, channels: usize) -> Option<Vec<f32>> {
     if k.datum_type() != f32::datum_type() || k.rank() > rank {
         return None;
@@ -90,7 +99,7 @@ fn per_channel(k: &Tensor, rank: usize, axis: usize, channels: usize) -> Option<
     let varying: Vec<usize> = (0..k.rank()).filter(|&i| k.shape()[i] != 1).collect();
     let values = k.try_as_plain_ram().ok()?.as_slice::<f32>().ok()?.to_vec();
     match varying[..] {
-        [] => Some(values),
+        [] => each_channel(values, channels),
         [i] if i + offset == axis && k.shape()[i] == channels => Some(values),
         _ => None,
     }
@@ -103,12 +112,9 @@ fn fold_channel_affine(model: &TypedModel, id: usize) -> TractResult<Option<Type
     if conv.q_params.is_some() || node.inputs.len() != 3 {
         return Ok(None);
     }
-    let (Some(kernel), Some(bias)) =
-        (model.outlet_fact(node.inputs[1])?.konst.clone(), model.outlet_fact(node.inputs[2])?.konst.clone())
-    else {
-        return Ok(None);
-    };
-    if kernel.datum_type() != f32::datum_type() || bias.datum_type() != f32::datum_type() {
+    let Some(kernel) = model.outlet_fact(node.inputs[1])?.konst.clone() else { return Ok(None) };
+    let Some(bias) = const_values(model, node.inputs[2]) else { return Ok(None) };
+    if kernel.datum_type() != f32::datum_type() {
         return Ok(None);
     }
     let Some(succ) = sole_successor(model, id) else { return Ok(None) };
@@ -131,13 +137,7 @@ fn fold_channel_affine(model: &TypedModel, id: usize) -> TractResult<Option<Type
     if scale.is_none() && shift.is_none() {
         return Ok(None);
     }
-    let at = |v: &[f32], o: usize| if v.len() == 1 { v[0] } else { v[o] };
-
-    let bias_values = bias.try_as_plain_ram()?.as_slice::<f32>()?.to_vec();
-    if bias_values.len() != 1 && bias_values.len() != channels {
-        return Ok(None);
-    }
-    let mut new_bias: Vec<f32> = (0..channels).map(|o| at(&bias_values, o)).collect();
+    let Some(mut new_bias) = each_channel(bias, channels) else { return Ok(None) };
     let mut new_kernel = kernel.into_tensor();
     if let Some(s) = &scale {
         let o_axis = conv.kernel_fmt.o_axis(new_kernel.shape());
@@ -146,12 +146,12 @@ fn fold_channel_affine(model: &TypedModel, id: usize) -> TractResult<Option<Type
         }
         let mut view = new_kernel.to_plain_array_view_mut::<f32>()?;
         for (o, mut row) in view.axis_iter_mut(tract_ndarray::Axis(o_axis)).enumerate() {
-            row.mapv_inplace(|w| w * at(s, o));
+            row.mapv_inplace(|w| w * s[o]);
         }
-        new_bias.iter_mut().enumerate().for_each(|(o, b)| *b *= at(s, o));
+        new_bias.iter_mut().zip(s).for_each(|(b, s)| *b *= s);
     }
     if let Some(t) = &shift {
-        new_bias.iter_mut().enumerate().for_each(|(o, b)| *b += at(t, o));
+        new_bias.iter_mut().zip(t).for_each(|(b, t)| *b += t);
     }
 
     let mut patch = TypedModelPatch::new(format!("fold {} into {}", succ.name, node.name));
@@ -245,11 +245,7 @@ fn residual_separable(model: &TypedModel, id: usize) -> TractResult<Option<Typed
     else {
         return Ok(None);
     };
-    let dw_bias = match dw_bias.len() {
-        1 => vec![dw_bias[0]; c],
-        n if n == c => dw_bias,
-        _ => return Ok(None),
-    };
+    let Some(dw_bias) = each_channel(dw_bias, c) else { return Ok(None) };
     if dw_kernel.len() != c * k * k {
         return Ok(None);
     }
@@ -266,7 +262,7 @@ fn residual_separable(model: &TypedModel, id: usize) -> TractResult<Option<Typed
     let mut next = sole_successor(model, last.id);
     if let Some((_, b)) = next.and_then(|n| binary_with_const::<Add>(model, n)) {
         let Some(b) = per_channel(b, 4, 1, c) else { return Ok(None) };
-        pw_bias.iter_mut().enumerate().for_each(|(o, v)| *v = if b.len() == 1 { b[0] } else { b[o] });
+        pw_bias = b;
         last = next.unwrap_or(last);
         next = sole_successor(model, last.id);
     }
@@ -305,7 +301,7 @@ fn residual_separable(model: &TypedModel, id: usize) -> TractResult<Option<Typed
 }
 
 /// `y = x < 0 ? α[c]·x : x`, where `c` is `x`'s index along `axis` (α holds
-/// one value per channel, or one for all). One pass over `x`, in place.
+/// one value per channel). One pass over `x`, in place.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChannelPrelu {
     pub axis: usize,
@@ -330,18 +326,14 @@ impl EvalOp for ChannelPrelu {
         let shape = x.shape().to_vec();
         ensure!(self.axis < shape.len(), "ChannelPrelu: axis {} of a {:?} tensor", self.axis, shape);
         let channels = shape[self.axis];
-        ensure!(
-            self.alpha.len() == 1 || self.alpha.len() == channels,
-            "ChannelPrelu: {} slopes for {channels} channels",
-            self.alpha.len()
-        );
+        ensure!(self.alpha.len() == channels, "ChannelPrelu: {} slopes for {channels} channels", self.alpha.len());
         // Each run of `inner` values shares one channel.
         let inner: usize = shape[self.axis + 1..].iter().product();
         let mut view = x.try_as_plain_ram_mut()?;
         let values = view.as_slice_mut::<f32>()?;
         if inner > 0 {
             for (run, chunk) in values.chunks_mut(inner).enumerate() {
-                let a = if self.alpha.len() == 1 { self.alpha[0] } else { self.alpha[run % channels] };
+                let a = self.alpha[run % channels];
                 // A select the compiler vectorises: no branch per value.
                 chunk.iter_mut().for_each(|v| *v = if *v < 0.0 { *v * a } else { *v });
             }

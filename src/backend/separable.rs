@@ -28,7 +28,7 @@ const DW_LANES: usize = 32;
 pub enum Activation {
     None,
     Relu,
-    /// One slope per channel, or one for all.
+    /// One slope per channel.
     Prelu(Vec<f32>),
 }
 
@@ -39,9 +39,8 @@ impl Activation {
             Activation::None => v,
             Activation::Relu => v.max(0.0),
             Activation::Prelu(a) => {
-                let a = if a.len() == 1 { a[0] } else { a[channel] };
                 if v < 0.0 {
-                    v * a
+                    v * a[channel]
                 } else {
                     v
                 }
@@ -90,7 +89,7 @@ impl ResidualSeparableConv {
             "pointwise weights of the wrong size"
         );
         if let Activation::Prelu(a) = &activation {
-            ensure!(a.len() == 1 || a.len() == channels, "{} PReLU slopes for {channels} channels", a.len());
+            ensure!(a.len() == channels, "{} PReLU slopes for {channels} channels", a.len());
         }
         let tiles = channels.div_ceil(OUT_TILE) * OUT_TILE;
         pw_kernel.resize(tiles * channels, 0.0);
@@ -242,7 +241,7 @@ impl ResidualSeparableConv {
                                     Activation::None => v,
                                     Activation::Relu => _mm256_max_ps(v, zero),
                                     Activation::Prelu(alpha) => {
-                                        let slope = _mm256_set1_ps(if alpha.len() == 1 { alpha[0] } else { alpha[o] });
+                                        let slope = _mm256_set1_ps(alpha[o]);
                                         // Where v's sign bit is set, v·α.
                                         _mm256_blendv_ps(v, _mm256_mul_ps(v, slope), v)
                                     }
@@ -334,7 +333,7 @@ mod tests {
             (5, 7, 37, 3, Activation::Relu),
             (24, 4, 128, 3, Activation::Prelu(values(24, 9))),
             (3, 3, 33, 5, Activation::None),
-            (8, 2, 1, 3, Activation::Prelu(vec![0.25])),
+            (8, 2, 1, 3, Activation::Prelu(vec![0.25; 8])),
         ] {
             let op = ResidualSeparableConv::new(
                 c,
