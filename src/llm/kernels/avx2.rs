@@ -56,55 +56,108 @@ pub unsafe fn quantize_q8_0(x: &[f32], out: &mut Vec<BlockQ8>) {
     }
 }
 
+/// Weight rows per group in prefill: a group stays in L1 while every
+/// activation row passes it, so each weight byte comes from memory once and
+/// each activation block from L2 once per group.
+const G: usize = 8;
+
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn matmul_rows(format: RowFormat, w: &[u8], xs: &[Activation], y: Columns, vnni: bool) {
     let s = xs.len();
     let k = activation_len(&xs[0]);
     let rb = format.row_bytes(k);
     let rows = w.len() / rb;
-    let mut r = 0;
-    while r < rows {
-        let take = if rows - r >= R { R } else { 1 };
-        let mut c = 0;
-        while c < s {
-            // Two activation rows per tile in prefill: each weight load
-            // then feeds two dot products (8 accumulators in registers).
-            let pair = s - c >= 2;
-            macro_rules! tile {
-                ($dr:literal, $r:literal, $c:literal) => {{
-                    let wp = w.as_ptr().add((r + $dr) * rb);
-                    let res: [[f32; $c]; $r] = match format {
-                        RowFormat::Q8_0 if vnni => q8_tile_vnni::<$r, $c>(wp, rb, &xs[c..c + $c], k / QK),
-                        RowFormat::Q8_0 => q8_tile::<$r, $c>(wp, rb, &xs[c..c + $c], k / QK),
-                        _ => float_tile::<$r, $c>(format, wp, rb, &xs[c..c + $c], k),
-                    };
-                    for i in 0..$r {
-                        for j in 0..$c {
-                            *y.ptr.add((c + j) * y.stride + r + $dr + i) = res[i][j];
-                        }
-                    }
-                }};
-            }
-            let quad = s - c >= 4;
-            match (take, quad, pair) {
-                (R, true, _) => {
-                    tile!(0, 2, 4);
-                    tile!(2, 2, 4);
-                }
-                (R, false, true) => tile!(0, 4, 2),
-                (R, false, false) => tile!(0, 4, 1),
-                (_, _, true) => tile!(0, 1, 2),
-                (_, _, false) => tile!(0, 1, 1),
-            }
-            c += if quad && take == R {
-                4
-            } else if pair {
-                2
-            } else {
-                1
+    // One tile of $r weight rows from row `$row` × $c activation rows from `$col`.
+    macro_rules! tile {
+        ($row:expr, $col:expr, $r:literal, $c:literal) => {{
+            let (row, col) = ($row, $col);
+            let wp = w.as_ptr().add(row * rb);
+            let xs = &xs[col..col + $c];
+            let res: [[f32; $c]; $r] = match format {
+                RowFormat::Q8_0 if vnni => q8_tile_vnni::<$r, $c>(wp, rb, xs, k / QK),
+                RowFormat::Q8_0 => q8_tile::<$r, $c>(wp, rb, xs, k / QK),
+                _ => float_tile::<$r, $c>(format, wp, rb, xs, k),
             };
+            for i in 0..$r {
+                for j in 0..$c {
+                    *y.ptr.add((col + j) * y.stride + row + i) = res[i][j];
+                }
+            }
+        }};
+    }
+    if s == 1 {
+        // Decode: a GEMV, bound by memory. R weight streams at once.
+        let mut r = 0;
+        while r + R <= rows {
+            tile!(r, 0, 4, 1);
+            r += R;
         }
-        r += take;
+        for r in r..rows {
+            tile!(r, 0, 1, 1);
+        }
+        return;
+    }
+    // Prefill: bound by arithmetic. Plain AVX2 Q8_0 takes activation rows
+    // eight at a time ([`q8_row_x8`]), the last group padded with copies of
+    // its first row, whose lanes are dropped: every prefill row then gets
+    // the same arithmetic whatever the chunk's length, so a primed session
+    // continued by a suffix computes what a fresh one computes for the whole
+    // prompt. Other formats (and VNNI) take tiles of up to two weight rows ×
+    // four activation rows, which share one arithmetic.
+    let eights = if format == RowFormat::Q8_0 && !vnni { s.div_ceil(8) } else { 0 };
+    let group = |e: usize| -> [&[BlockQ8]; 8] {
+        std::array::from_fn(|j| match xs.get(8 * e + j).unwrap_or(&xs[8 * e]) {
+            Activation::Q8(b) => *b,
+            Activation::F32(_) => &[],
+        })
+    };
+    // Each group's activation scales, block by block, read by every weight row.
+    let dx: Vec<Vec<[f32; 8]>> = (0..eights)
+        .map(|e| {
+            let x = group(e);
+            (0..k / QK).map(|b| std::array::from_fn(|j| x[j][b].d)).collect()
+        })
+        .collect();
+    let mut r0 = 0;
+    while r0 < rows {
+        let g = G.min(rows - r0);
+        for (e, dx) in dx.iter().enumerate() {
+            let x = group(e);
+            for r in r0..r0 + g {
+                let mut out = [0f32; 8];
+                _mm256_storeu_ps(out.as_mut_ptr(), q8_row_x8(w.as_ptr().add(r * rb), &x, dx));
+                for (j, v) in out.iter().enumerate().take(s - 8 * e) {
+                    *y.ptr.add((8 * e + j) * y.stride + r) = *v;
+                }
+            }
+        }
+        let mut c = if eights > 0 { s } else { 0 };
+        while c < s {
+            let width = match s - c {
+                1 => 1,
+                2 | 3 => 2,
+                _ => 4,
+            };
+            // Two weight rows at a time for floats (and VNNI, as measured
+            // before): a weight load then feeds
+            // two FMAs per activation row (fp16 prefill: 35 GMAC/s, against
+            // 22 with one row).
+            let mut r = r0;
+            while r < r0 + g {
+                let two = r + 2 <= r0 + g && (format != RowFormat::Q8_0 || vnni);
+                match (two, width) {
+                    (true, 4) => tile!(r, c, 2, 4),
+                    (true, 2) => tile!(r, c, 2, 2),
+                    (true, _) => tile!(r, c, 2, 1),
+                    (false, 1) => tile!(r, c, 1, 1),
+                    (false, 2) => tile!(r, c, 1, 2),
+                    (false, _) => tile!(r, c, 1, 4),
+                }
+                r += if two { 2 } else { 1 };
+            }
+            c += width;
+        }
+        r0 += g;
     }
 }
 
@@ -184,6 +237,39 @@ macro_rules! q8_tile {
             hsums(&acc)
         }
     };
+}
+
+/// One weight row against eight activation rows, Q8_0 × Q8_0, plain AVX2
+/// (prefill). The row tile above spends four multiplies per block pair
+/// (`maddubs`, `madd`, the scale product and its FMA); here the eight
+/// pairs' integer lane sums are first reduced into one vector, lane j for
+/// activation j (unpacks and adds, which run beside the multipliers), so
+/// the scale product and FMA are done once for all eight. `dx[b]` holds
+/// block b's eight activation scales.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q8_row_x8(w: *const u8, x: &[&[BlockQ8]; 8], dx: &[[f32; 8]]) -> __m256 {
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = _mm256_setzero_ps();
+    for (b, dx) in dx.iter().enumerate() {
+        let wb = w.add(b * Q8_0_BYTES);
+        let dw = _mm256_broadcastss_ps(_mm_cvtph_ps(_mm_cvtsi32_si128((wb as *const u16).read_unaligned() as i32)));
+        let qw = _mm256_loadu_si256(wb.add(2) as *const __m256i);
+        let aw = _mm256_sign_epi8(qw, qw);
+        let dot = |j: usize| {
+            let sx = _mm256_sign_epi8(x_qs(x[j].get_unchecked(b)), qw);
+            _mm256_madd_epi16(_mm256_maddubs_epi16(aw, sx), ones)
+        };
+        // Pairs of rows → [a b a b | a b a b] partial sums, then quads →
+        // [a b c d | a b c d], then the two halves added: [a .. h].
+        let pair = |p: __m256i, q: __m256i| _mm256_add_epi32(_mm256_unpacklo_epi32(p, q), _mm256_unpackhi_epi32(p, q));
+        let quad = |p: __m256i, q: __m256i| _mm256_add_epi32(_mm256_unpacklo_epi64(p, q), _mm256_unpackhi_epi64(p, q));
+        let lo = quad(pair(dot(0), dot(1)), pair(dot(2), dot(3)));
+        let hi = quad(pair(dot(4), dot(5)), pair(dot(6), dot(7)));
+        let sums = _mm256_add_epi32(_mm256_permute2x128_si256(lo, hi, 0x20), _mm256_permute2x128_si256(lo, hi, 0x31));
+        let scale = _mm256_mul_ps(dw, _mm256_loadu_ps(dx.as_ptr()));
+        acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(sums), acc);
+    }
+    acc
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
