@@ -105,27 +105,27 @@ pub unsafe fn matmul_rows(format: RowFormat, w: &[u8], xs: &[Activation], y: Col
     // prompt. Other formats (and VNNI) take tiles of up to two weight rows ×
     // four activation rows, which share one arithmetic.
     let eights = if format == RowFormat::Q8_0 && !vnni { s.div_ceil(8) } else { 0 };
-    let group = |e: usize| -> [&[BlockQ8]; 8] {
-        std::array::from_fn(|j| match xs.get(8 * e + j).unwrap_or(&xs[8 * e]) {
-            Activation::Q8(b) => *b,
-            Activation::F32(_) => &[],
-        })
-    };
-    // Each group's activation scales, block by block, read by every weight row.
-    let dx: Vec<Vec<[f32; 8]>> = (0..eights)
+    // Each group's eight rows (padded), and its activation scales block by
+    // block, read by every weight row.
+    type Group<'a> = ([&'a [BlockQ8]; 8], Vec<[f32; 8]>);
+    let groups: Vec<Group> = (0..eights)
         .map(|e| {
-            let x = group(e);
-            (0..k / QK).map(|b| std::array::from_fn(|j| x[j][b].d)).collect()
+            let padded: [&Activation; 8] = std::array::from_fn(|j| xs.get(8 * e + j).unwrap_or(&xs[8 * e]));
+            let x: [&[BlockQ8]; 8] = padded.map(|a| match a {
+                Activation::Q8(b) => *b,
+                Activation::F32(_) => &[],
+            });
+            let dx = (0..k / QK).map(|b| std::array::from_fn(|j| x[j][b].d)).collect();
+            (x, dx)
         })
         .collect();
     let mut r0 = 0;
     while r0 < rows {
         let g = G.min(rows - r0);
-        for (e, dx) in dx.iter().enumerate() {
-            let x = group(e);
+        for (e, (x, dx)) in groups.iter().enumerate() {
             for r in r0..r0 + g {
                 let mut out = [0f32; 8];
-                _mm256_storeu_ps(out.as_mut_ptr(), q8_row_x8(w.as_ptr().add(r * rb), &x, dx));
+                _mm256_storeu_ps(out.as_mut_ptr(), q8_row_x8(w.as_ptr().add(r * rb), x, dx));
                 for (j, v) in out.iter().enumerate().take(s - 8 * e) {
                     *y.ptr.add((8 * e + j) * y.stride + r) = *v;
                 }
@@ -139,9 +139,8 @@ pub unsafe fn matmul_rows(format: RowFormat, w: &[u8], xs: &[Activation], y: Col
                 _ => 4,
             };
             // Two weight rows at a time for floats (and VNNI, as measured
-            // before): a weight load then feeds
-            // two FMAs per activation row (fp16 prefill: 35 GMAC/s, against
-            // 22 with one row).
+            // before): a weight load then feeds two FMAs per activation row
+            // (fp16 prefill: 35 GMAC/s, against 22 with one row).
             let mut r = r0;
             while r < r0 + g {
                 let two = r + 2 <= r0 + g && (format != RowFormat::Q8_0 || vnni);
@@ -222,9 +221,7 @@ macro_rules! q8_tile {
                     }
                     // d_w broadcast once per block; d_x broadcast straight from
                     // memory (a load, not a shuffle) per pair.
-                    let dw = _mm256_broadcastss_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(
-                        (wb as *const u16).read_unaligned() as i32,
-                    )));
+                    let dw = block_scale(wb);
                     let pw = $prep(_mm256_loadu_si256(wb.add(2) as *const __m256i));
                     for (a, x) in acc.iter_mut().zip(&x) {
                         let xb = x.get_unchecked(b);
@@ -252,7 +249,7 @@ unsafe fn q8_row_x8(w: *const u8, x: &[&[BlockQ8]; 8], dx: &[[f32; 8]]) -> __m25
     let mut acc = _mm256_setzero_ps();
     for (b, dx) in dx.iter().enumerate() {
         let wb = w.add(b * Q8_0_BYTES);
-        let dw = _mm256_broadcastss_ps(_mm_cvtph_ps(_mm_cvtsi32_si128((wb as *const u16).read_unaligned() as i32)));
+        let dw = block_scale(wb);
         let qw = _mm256_loadu_si256(wb.add(2) as *const __m256i);
         let aw = _mm256_sign_epi8(qw, qw);
         let dot = |j: usize| {
@@ -270,6 +267,13 @@ unsafe fn q8_row_x8(w: *const u8, x: &[&[BlockQ8]; 8], dx: &[[f32; 8]]) -> __m25
         acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(sums), acc);
     }
     acc
+}
+
+/// The f16 scale at the start of the Q8_0 file block `wb`, in every lane.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn block_scale(wb: *const u8) -> __m256 {
+    _mm256_broadcastss_ps(_mm_cvtph_ps(_mm_cvtsi32_si128((wb as *const u16).read_unaligned() as i32)))
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
