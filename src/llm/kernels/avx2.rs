@@ -98,37 +98,59 @@ pub unsafe fn matmul_rows(format: RowFormat, w: &[u8], xs: &[Activation], y: Col
         return;
     }
     // Prefill: bound by arithmetic. Plain AVX2 Q8_0 takes activation rows
-    // eight at a time ([`q8_row_x8`]), the last group padded with copies of
+    // eight at a time ([`q8_rows_x8`]), the last group padded with copies of
     // its first row, whose lanes are dropped: every prefill row then gets
     // the same arithmetic whatever the chunk's length, so a primed session
     // continued by a suffix computes what a fresh one computes for the whole
     // prompt. Other formats (and VNNI) take tiles of up to two weight rows ×
     // four activation rows, which share one arithmetic.
     let eights = if format == RowFormat::Q8_0 && !vnni { s.div_ceil(8) } else { 0 };
-    // Each group's eight rows (padded), and its activation scales block by
-    // block, read by every weight row.
-    type Group<'a> = ([&'a [BlockQ8]; 8], Vec<[f32; 8]>);
-    let groups: Vec<Group> = (0..eights)
+    let nb = k / QK;
+    // Each group's eight rows (padded) as interleaved i16 pairs, and its
+    // activation scales block by block, read by every weight row.
+    let groups: Vec<(Vec<__m256i>, Vec<[f32; 8]>)> = (0..eights)
         .map(|e| {
             let padded: [&Activation; 8] = std::array::from_fn(|j| xs.get(8 * e + j).unwrap_or(&xs[8 * e]));
             let x: [&[BlockQ8]; 8] = padded.map(|a| match a {
                 Activation::Q8(b) => *b,
                 Activation::F32(_) => &[],
             });
-            let dx = (0..k / QK).map(|b| std::array::from_fn(|j| x[j][b].d)).collect();
-            (x, dx)
+            let mut pairs = vec![_mm256_setzero_si256(); nb * 16];
+            for (b, out) in pairs.chunks_exact_mut(16).enumerate() {
+                interleave_pairs(&x, b, out);
+            }
+            (pairs, (0..nb).map(|b| std::array::from_fn(|j| x[j][b].d)).collect())
         })
         .collect();
+    // A weight-row group widened to i16 (row after row) with its scales as
+    // f32, once for all activation groups.
+    let mut wide = vec![0i16; if eights > 0 { G * k } else { 0 }];
+    let mut dw = vec![0f32; if eights > 0 { G * nb } else { 0 }];
     let mut r0 = 0;
     while r0 < rows {
         let g = G.min(rows - r0);
-        for (e, (x, dx)) in groups.iter().enumerate() {
-            for r in r0..r0 + g {
-                let mut out = [0f32; 8];
-                _mm256_storeu_ps(out.as_mut_ptr(), q8_row_x8(w.as_ptr().add(r * rb), x, dx));
-                for (j, v) in out.iter().enumerate().take(s - 8 * e) {
-                    *y.ptr.add((8 * e + j) * y.stride + r) = *v;
+        if eights > 0 {
+            widen_q8_rows(w.as_ptr().add(r0 * rb), g, nb, &mut wide, &mut dw);
+        }
+        for (e, (pairs, dx)) in groups.iter().enumerate() {
+            let live = (s - 8 * e).min(8);
+            let put = |r: usize, v: __m256| {
+                let out: [f32; 8] = std::mem::transmute(v);
+                for (j, v) in out.iter().enumerate().take(live) {
+                    *y.ptr.add((8 * e + j) * y.stride + r0 + r) = *v;
                 }
+            };
+            let mut r = 0;
+            while r + 4 <= g {
+                let v = q8_rows_x8::<4>(wide.as_ptr().add(r * k), k, dw.as_ptr().add(r * nb), nb, pairs, dx);
+                for (i, v) in v.into_iter().enumerate() {
+                    put(r + i, v);
+                }
+                r += 4;
+            }
+            for r in r..g {
+                let [v] = q8_rows_x8::<1>(wide.as_ptr().add(r * k), k, dw.as_ptr().add(r * nb), nb, pairs, dx);
+                put(r, v);
             }
         }
         let mut c = if eights > 0 { s } else { 0 };
@@ -236,35 +258,90 @@ macro_rules! q8_tile {
     };
 }
 
-/// One weight row against eight activation rows, Q8_0 × Q8_0, plain AVX2
-/// (prefill). The row tile above spends four multiplies per block pair
-/// (`maddubs`, `madd`, the scale product and its FMA); here the eight
-/// pairs' integer lane sums are first reduced into one vector, lane j for
-/// activation j (unpacks and adds, which run beside the multipliers), so
-/// the scale product and FMA are done once for all eight. `dx[b]` holds
-/// block b's eight activation scales.
+/// Block `b` of eight activation rows as 16 vectors of i16 pairs: vector
+/// p holds, in lane j, row j's values 2p and 2p + 1 (one i32 lane, the
+/// layout `madd` multiplies pairwise). Widening, then an 8 × 8 transpose
+/// of i32 lanes per half block.
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q8_row_x8(w: *const u8, x: &[&[BlockQ8]; 8], dx: &[[f32; 8]]) -> __m256 {
-    let ones = _mm256_set1_epi16(1);
-    let mut acc = _mm256_setzero_ps();
-    for (b, dx) in dx.iter().enumerate() {
-        let wb = w.add(b * Q8_0_BYTES);
-        let dw = block_scale(wb);
-        let qw = _mm256_loadu_si256(wb.add(2) as *const __m256i);
-        let aw = _mm256_sign_epi8(qw, qw);
-        let dot = |j: usize| {
-            let sx = _mm256_sign_epi8(x_qs(x[j].get_unchecked(b)), qw);
-            _mm256_madd_epi16(_mm256_maddubs_epi16(aw, sx), ones)
-        };
-        // Pairs of rows → [a b a b | a b a b] partial sums, then quads →
-        // [a b c d | a b c d], then the two halves added: [a .. h].
-        let pair = |p: __m256i, q: __m256i| _mm256_add_epi32(_mm256_unpacklo_epi32(p, q), _mm256_unpackhi_epi32(p, q));
-        let quad = |p: __m256i, q: __m256i| _mm256_add_epi32(_mm256_unpacklo_epi64(p, q), _mm256_unpackhi_epi64(p, q));
-        let lo = quad(pair(dot(0), dot(1)), pair(dot(2), dot(3)));
-        let hi = quad(pair(dot(4), dot(5)), pair(dot(6), dot(7)));
-        let sums = _mm256_add_epi32(_mm256_permute2x128_si256(lo, hi, 0x20), _mm256_permute2x128_si256(lo, hi, 0x31));
-        let scale = _mm256_mul_ps(dw, _mm256_loadu_ps(dx.as_ptr()));
-        acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(sums), acc);
+unsafe fn interleave_pairs(x: &[&[BlockQ8]; 8], b: usize, out: &mut [__m256i]) {
+    for half in 0..2 {
+        let mut m = [_mm256_setzero_si256(); 8];
+        for j in 0..8 {
+            let qs = x[j].get_unchecked(b).qs.as_ptr().add(16 * half);
+            m[j] = _mm256_cvtepi8_epi16(_mm_loadu_si128(qs as *const __m128i));
+        }
+        // Rows (a .. h) × pairs (0 .. 7): 32-bit, then 64-bit unpacks give
+        // [a0 b0 c0 d0 | a4 b4 c4 d4] and the like, then the 128-bit halves.
+        let mut t = [_mm256_setzero_si256(); 8];
+        for i in 0..4 {
+            t[2 * i] = _mm256_unpacklo_epi32(m[2 * i], m[2 * i + 1]);
+            t[2 * i + 1] = _mm256_unpackhi_epi32(m[2 * i], m[2 * i + 1]);
+        }
+        let mut u = [_mm256_setzero_si256(); 8];
+        for i in 0..2 {
+            let (p, q) = (4 * i, 4 * i + 2);
+            u[4 * i] = _mm256_unpacklo_epi64(t[p], t[q]);
+            u[4 * i + 1] = _mm256_unpackhi_epi64(t[p], t[q]);
+            u[4 * i + 2] = _mm256_unpacklo_epi64(t[p + 1], t[q + 1]);
+            u[4 * i + 3] = _mm256_unpackhi_epi64(t[p + 1], t[q + 1]);
+        }
+        let out = &mut out[8 * half..8 * half + 8];
+        for p in 0..4 {
+            out[p] = _mm256_permute2x128_si256(u[p], u[p + 4], 0x20);
+            out[p + 4] = _mm256_permute2x128_si256(u[p], u[p + 4], 0x31);
+        }
+    }
+}
+
+/// `g` Q8_0 rows from `w` as i16 values, `k = 32 nb` per row, and their
+/// block scales as f32 (`nb` per row).
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn widen_q8_rows(w: *const u8, g: usize, nb: usize, wide: &mut [i16], dw: &mut [f32]) {
+    for r in 0..g {
+        for b in 0..nb {
+            let wb = w.add((r * nb + b) * Q8_0_BYTES);
+            dw[r * nb + b] = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128((wb as *const u16).read_unaligned() as i32)));
+            let out = wide.as_mut_ptr().add((r * nb + b) * QK) as *mut __m256i;
+            _mm256_storeu_si256(out, _mm256_cvtepi8_epi16(_mm_loadu_si128(wb.add(2) as *const __m128i)));
+            _mm256_storeu_si256(out.add(1), _mm256_cvtepi8_epi16(_mm_loadu_si128(wb.add(18) as *const __m128i)));
+        }
+    }
+}
+
+/// R weight rows (widened, [`widen_q8_rows`]) against eight activation rows
+/// (interleaved, [`interleave_pairs`]), Q8_0 × Q8_0, plain AVX2 (prefill).
+/// Lane j is activation row j throughout: each weight pair is broadcast (a
+/// load, not a shuffle) and `madd` multiplies it with the eight rows' pairs
+/// at once, so a block costs 16 multiplies per weight row and no
+/// horizontal sums; the row tile above spends three integer instructions
+/// per 32 values and pair of rows, and four more on scales and sums. The
+/// block's exact i32 sums are then scaled by d_w · d_x and added in one
+/// FMA, as everywhere.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q8_rows_x8<const R: usize>(
+    wide: *const i16,
+    k: usize,
+    dw: *const f32,
+    nb: usize,
+    pairs: &[__m256i],
+    dx: &[[f32; 8]],
+) -> [__m256; R] {
+    let mut acc = [_mm256_setzero_ps(); R];
+    for b in 0..nb {
+        let xb = pairs.as_ptr().add(16 * b);
+        let mut sums = [_mm256_setzero_si256(); R];
+        for p in 0..16 {
+            let x = _mm256_loadu_si256(xb.add(p));
+            for (r, sum) in sums.iter_mut().enumerate() {
+                let pair = (wide.add(r * k + b * QK + 2 * p) as *const i32).read_unaligned();
+                *sum = _mm256_add_epi32(*sum, _mm256_madd_epi16(_mm256_set1_epi32(pair), x));
+            }
+        }
+        let dx = _mm256_loadu_ps(dx.get_unchecked(b).as_ptr());
+        for (r, (acc, sum)) in acc.iter_mut().zip(sums).enumerate() {
+            let scale = _mm256_mul_ps(_mm256_set1_ps(*dw.add(r * nb + b)), dx);
+            *acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(sum), *acc);
+        }
     }
     acc
 }
