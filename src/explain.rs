@@ -196,6 +196,8 @@ pub fn explain_dynamics(
 /// opening of the user turn), and for each label the default explanation's
 /// prompt up to and including `label_line`. An Analysis then only costs
 /// its measured values, the end of the turn and the forced answer prefix.
+/// (A prefix that ends inside a token of the real prompt is simply not used:
+/// [`Primed::fork`](crate::llm::session::Primed::fork) matches token ids.)
 pub fn primed_prefixes(template: Option<&str>) -> Result<Vec<String>, TemplateError> {
     const MARK: &str = "\u{1}";
     let before_mark = |user: String| -> Result<String, TemplateError> {
@@ -204,7 +206,8 @@ pub fn primed_prefixes(template: Option<&str>) -> Result<Vec<String>, TemplateEr
     };
     let mut prefixes = vec![before_mark(MARK.to_string())?];
     for e in Emotion::ALL {
-        prefixes.push(before_mark(format!("{ASK}\n{}{MARK}", label_line(e)))?);
+        // "Confidence" opens the facts of every face: read once too.
+        prefixes.push(before_mark(format!("{ASK}\n{}Confidence{MARK}", label_line(e)))?);
     }
     Ok(prefixes)
 }
