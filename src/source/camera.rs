@@ -61,7 +61,7 @@ pub fn yuyv_to_frame(
     timestamp: Duration,
     out: Option<RgbImage>,
 ) -> Result<Frame, BufferError> {
-    if width == 0 || height == 0 || width % 2 != 0 {
+    if width == 0 || height == 0 || !width.is_multiple_of(2) {
         return Err(BufferError::BadSize { width, height });
     }
     let row = width as usize * 2;

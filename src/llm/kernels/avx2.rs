@@ -13,19 +13,16 @@ unsafe fn hsum(v: __m256) -> f32 {
     _mm_cvtss_f32(s)
 }
 
-/// Weight rows per tile: four independent streams keep enough loads in
-/// flight to approach the memory bandwidth, where one stream stalls.
-const R: usize = 4;
-/// How far ahead of the current block each weight stream is prefetched:
-/// into L1 this far, and into L2 four times as far. The layers' matrices
-/// are small (0.3–1 MB), so the hardware prefetcher never ramps up on its
-/// own. Measured on int8 decode, 1 thread: no prefetch 19.5 tok/s; L1 8
-/// blocks ahead 24.8, 32 ahead 28.9, 64 ahead 32 (128: 31); adding the L2
-/// prefetch 4× further took it to 42–44 (8×: 42.5, 16×: 42.5).
-const PREFETCH: usize = 64 * Q8_0_BYTES;
+/// How far ahead of the current block a Q8_0 decode row is prefetched into
+/// L1, in bytes (whole lines). A decode step streams ~145 MB of weights in
+/// small matrices (0.3–1.9 MB), on which the hardware prefetcher alone
+/// reads ~5.5 GB/s here. One prefetch per line at 2–9 KB gave 12.2–12.3
+/// GB/s on a SmolLM2-shaped stream; adding an L2 prefetch as well took it
+/// back to 11.1–11.2 (the extra instructions cost more than they hide).
+const PREFETCH: usize = 128 * Q8_0_BYTES;
 const _: () = assert!(PREFETCH.is_multiple_of(64), "the Q8_0 prefetch distance must be whole cache lines");
 /// The L1 distance in bytes for f32/f16 rows; their L2 prefetch goes 8×
-/// as far (fp16 decode: 4× 30.2 tok/s, 8× 30.8; 4096 bytes × 4: 30.2).
+/// as far (fp16 decode: 1–4 KB with 8–16 KB all read 13.2–13.8 GB/s).
 const PREFETCH_BYTES: usize = 2048;
 
 /// llama.cpp's AVX2 `quantize_row_q8_0`: |x| max per block, scale 127/max,
@@ -74,8 +71,7 @@ pub unsafe fn matmul_rows(format: RowFormat, w: &[u8], xs: &[Activation], y: Col
             let wp = w.as_ptr().add(row * rb);
             let xs = &xs[col..col + $c];
             let res: [[f32; $c]; $r] = match format {
-                RowFormat::Q8_0 if vnni => q8_tile_vnni::<$r, $c>(wp, rb, xs, k / QK),
-                RowFormat::Q8_0 => q8_tile::<$r, $c>(wp, rb, xs, k / QK),
+                RowFormat::Q8_0 => q8_tile_vnni::<$r, $c>(wp, rb, xs, k / QK),
                 _ => float_tile::<$r, $c>(format, wp, rb, xs, k),
             };
             for i in 0..$r {
@@ -86,14 +82,30 @@ pub unsafe fn matmul_rows(format: RowFormat, w: &[u8], xs: &[Activation], y: Col
         }};
     }
     if s == 1 {
-        // Decode: a GEMV, bound by memory. R weight streams at once.
-        let mut r = 0;
-        while r + R <= rows {
-            tile!(r, 0, 4, 1);
-            r += R;
+        // Decode: a GEMV, bound by memory. The rows one after the other, so
+        // the matrix is read as one ascending stream: four rows at a time
+        // (four streams 0.6–1.6 KB apart) read 9.3–10 GB/s of a
+        // SmolLM2-shaped stream here, one row at a time 12.2–13 (Q8_0;
+        // f16: 11.4 against 13.2–13.8). VNNI keeps its four-row tile, as
+        // measured on the machine that has it.
+        let x = &xs[0];
+        if vnni && format == RowFormat::Q8_0 {
+            let mut r = 0;
+            while r + 4 <= rows {
+                tile!(r, 0, 4, 1);
+                r += 4;
+            }
+            for r in r..rows {
+                tile!(r, 0, 1, 1);
+            }
+            return;
         }
-        for r in r..rows {
-            tile!(r, 0, 1, 1);
+        for r in 0..rows {
+            let wp = w.as_ptr().add(r * rb);
+            *y.ptr.add(r) = match x {
+                Activation::Q8(x) => q8_row(wp, x),
+                Activation::F32(x) => float_row(format, wp, x),
+            };
         }
         return;
     }
@@ -212,50 +224,77 @@ fn f32_rows<'a, const C: usize>(xs: &[Activation<'a>]) -> [&'a [f32]; C] {
 }
 
 /// A Q8_0 × Q8_0 tile over `nb` blocks for R weight rows and C activation
-/// rows. Per weight block, `$prep(qw)` readies the 32 weight bytes once; per
-/// block pair, `$dot(prepared, x block)` gives 8 i32 lanes whose sum is the
-/// exact Σ q_w q_x, which is scaled by d_w · d_x. One body for both
-/// instruction sets, because each tile function needs its own target
-/// features for the intrinsics inside it to inline.
-macro_rules! q8_tile {
-    ($(#[$doc:meta])* $name:ident, $features:literal, $prep:expr, $dot:expr) => {
-        $(#[$doc])*
-        #[target_feature(enable = $features)]
-        unsafe fn $name<const R: usize, const C: usize>(
-            w: *const u8,
-            rb: usize,
-            xs: &[Activation],
-            nb: usize,
-        ) -> [[f32; C]; R] {
-            let x = q8_blocks::<C>(xs);
-            let mut acc = [[_mm256_setzero_ps(); C]; R];
-            for b in 0..nb {
-                for (r, acc) in acc.iter_mut().enumerate() {
-                    let wb = w.add(r * rb + b * Q8_0_BYTES);
-                    // One prefetch per 64-byte line, not two: only the block
-                    // ahead in which a line starts asks for that line (its
-                    // last byte then lies in the line's first 34 bytes; both
-                    // distances are whole lines, so one test serves both).
-                    let ahead = wb.add(PREFETCH + Q8_0_BYTES - 1);
-                    if (ahead as usize) % 64 < Q8_0_BYTES {
-                        _mm_prefetch::<_MM_HINT_T0>(ahead as *const i8);
-                        _mm_prefetch::<_MM_HINT_T1>(ahead.add(3 * PREFETCH) as *const i8);
-                    }
-                    // d_w broadcast once per block; d_x broadcast straight from
-                    // memory (a load, not a shuffle) per pair.
-                    let dw = block_scale(wb);
-                    let pw = $prep(_mm256_loadu_si256(wb.add(2) as *const __m256i));
-                    for (a, x) in acc.iter_mut().zip(&x) {
-                        let xb = x.get_unchecked(b);
-                        let dot = $dot(pw, xb);
-                        let scale = _mm256_mul_ps(dw, _mm256_broadcast_ss(&xb.d));
-                        *a = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(dot), *a);
-                    }
-                }
+/// rows, with AVX-512 VNNI on 256-bit registers (its decode and prefill).
+/// The weights are offset once per block to u8 (w + 128), then one
+/// `vpdpbusd` per block pair gives 8 i32 lanes whose sum is the exact
+/// Σ q_w q_x, its lanes starting from the activation block's `offset`
+/// (−128 Σ q_x spread over 8 lanes); that sum is scaled by d_w · d_x. A
+/// prefill tile (one weight block feeding two or four activation rows) is
+/// mostly pairs, where VNNI takes three of plain AVX2's four integer
+/// instructions out.
+#[target_feature(enable = "avx2,fma,f16c,avx512vnni,avx512vl")]
+unsafe fn q8_tile_vnni<const R: usize, const C: usize>(
+    w: *const u8,
+    rb: usize,
+    xs: &[Activation],
+    nb: usize,
+) -> [[f32; C]; R] {
+    // Measured on the VNNI machine with these distances (L1, then 4× as far into L2).
+    const AHEAD: usize = 64 * Q8_0_BYTES;
+    let x = q8_blocks::<C>(xs);
+    let mut acc = [[_mm256_setzero_ps(); C]; R];
+    for b in 0..nb {
+        for (r, acc) in acc.iter_mut().enumerate() {
+            let wb = w.add(r * rb + b * Q8_0_BYTES);
+            prefetch_line::<_MM_HINT_T0>(wb.wrapping_add(AHEAD));
+            prefetch_line::<_MM_HINT_T1>(wb.wrapping_add(4 * AHEAD));
+            // d_w broadcast once per block; d_x broadcast straight from
+            // memory (a load, not a shuffle) per pair.
+            let dw = block_scale(wb);
+            let uw = _mm256_xor_si256(_mm256_loadu_si256(wb.add(2) as *const __m256i), _mm256_set1_epi8(-128));
+            for (a, x) in acc.iter_mut().zip(&x) {
+                let xb = x.get_unchecked(b);
+                let dot = _mm256_dpbusd_epi32(_mm256_set1_epi32(xb.offset), uw, x_qs(xb));
+                let scale = _mm256_mul_ps(dw, _mm256_broadcast_ss(&xb.d));
+                *a = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(dot), *a);
             }
-            hsums(&acc)
         }
-    };
+    }
+    hsums(&acc)
+}
+
+/// One Q8_0 weight row against one activation row (decode): per block,
+/// |w| · sign(x, w) with `maddubs` (u8 × i8 → i16 pairs, no overflow as
+/// |q| ≤ 127), `madd` by ones to i32 lanes whose sum is the exact
+/// Σ q_w q_x, scaled by d_w · d_x into one accumulator. One accumulator is
+/// enough: the integer work of the blocks is independent and the FMA chain
+/// is not the limit (with two, the row read 10.6–10.8 GB/s, not 12.2).
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q8_row(w: *const u8, x: &[BlockQ8]) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    for (b, xb) in x.iter().enumerate() {
+        let wb = w.add(b * Q8_0_BYTES);
+        prefetch_line::<_MM_HINT_T0>(wb.wrapping_add(PREFETCH));
+        let qw = _mm256_loadu_si256(wb.add(2) as *const __m256i);
+        let sx = _mm256_sign_epi8(x_qs(xb), qw);
+        let dot = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(qw, qw), sx), _mm256_set1_epi16(1));
+        let scale = _mm256_mul_ps(block_scale(wb), _mm256_broadcast_ss(&xb.d));
+        acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(dot), acc);
+    }
+    hsum(acc)
+}
+
+/// Prefetches the cache line that starts inside the 34-byte block at `ahead`,
+/// if one does: each line of a run of blocks is then asked for once (its
+/// start lies in exactly one block), not twice. A prefetch never faults,
+/// so `ahead` may lie past the matrix.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn prefetch_line<const HINT: i32>(ahead: *const u8) {
+    let last = ahead.wrapping_add(Q8_0_BYTES - 1);
+    if (last as usize) % 64 < Q8_0_BYTES {
+        _mm_prefetch::<HINT>(last as *const i8);
+    }
 }
 
 /// Block `b` of eight activation rows as 16 vectors of i16 pairs: vector
@@ -359,32 +398,6 @@ unsafe fn x_qs(xb: &BlockQ8) -> __m256i {
     _mm256_loadu_si256(xb.qs.as_ptr() as *const __m256i)
 }
 
-q8_tile!(
-    /// AVX2: |w| · sign(x, w) with `maddubs` (u8 × i8 → i16 pairs, no
-    /// overflow as |q| ≤ 127), then `madd` by ones to i32. Per weight block:
-    /// the weights as they are (for the sign) and |w|.
-    q8_tile,
-    "avx2,fma,f16c",
-    |qw| (qw, _mm256_sign_epi8(qw, qw)),
-    |(qw, aw), xb| {
-        let sx = _mm256_sign_epi8(x_qs(xb), qw);
-        _mm256_madd_epi16(_mm256_maddubs_epi16(aw, sx), _mm256_set1_epi16(1))
-    }
-);
-
-q8_tile!(
-    /// AVX-512 VNNI on 256-bit registers: the weights offset once per block
-    /// to u8 (w + 128), then one `vpdpbusd` per block pair, its lanes
-    /// starting from the activation block's `offset` (−128 Σ q_x spread over
-    /// 8 lanes). That takes three of the AVX2 path's four integer
-    /// instructions per pair out, and a prefill tile (one weight block
-    /// feeding two or four activation rows) is mostly pairs.
-    q8_tile_vnni,
-    "avx2,fma,f16c,avx512vnni,avx512vl",
-    |qw| _mm256_xor_si256(qw, _mm256_set1_epi8(-128)),
-    |uw, xb: &BlockQ8| _mm256_dpbusd_epi32(_mm256_set1_epi32(xb.offset), uw, x_qs(xb))
-);
-
 /// Eight weights at `p`, as f32.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn load8(format: RowFormat, p: *const u8) -> __m256 {
@@ -424,4 +437,25 @@ unsafe fn float_tile<const R: usize, const C: usize>(
     // k is a multiple of 32 (checked when the matrix is mapped): no tail.
     debug_assert_eq!(i, k);
     hsums(&acc)
+}
+
+/// One f32/f16 weight row against one activation row (decode): 32 values
+/// per step into four accumulators, each line prefetched once into L1 and,
+/// eight times as far ahead, into L2.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn float_row(format: RowFormat, w: *const u8, x: &[f32]) -> f32 {
+    let width = if format == RowFormat::F16 { 2 } else { 4 };
+    let mut acc = [_mm256_setzero_ps(); 4];
+    // k is a multiple of 32 (checked when the matrix is mapped): no tail.
+    for (i, x) in x.chunks_exact(32).enumerate() {
+        let p = w.add(32 * i * width);
+        for line in (0..32 * width).step_by(64) {
+            _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(line + PREFETCH_BYTES) as *const i8);
+            _mm_prefetch::<_MM_HINT_T1>(p.wrapping_add(line + 8 * PREFETCH_BYTES) as *const i8);
+        }
+        for (j, a) in acc.iter_mut().enumerate() {
+            *a = _mm256_fmadd_ps(load8(format, p.add(8 * j * width)), _mm256_loadu_ps(x.as_ptr().add(8 * j)), *a);
+        }
+    }
+    hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])))
 }
