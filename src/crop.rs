@@ -130,6 +130,31 @@ mod tests {
     }
 
     #[test]
+    fn interior_and_edge_pixels_interpolate_alike() {
+        // A rotated crop that spans the frame's edges: every sample within a
+        // pixel of the frame is the bilinear mix of its four neighbours, an
+        // edge's missing ones taken from the edge; beyond that, black.
+        let img = RgbImage::from_fn(7, 5, |x, y| image::Rgb([(x * 30) as u8, (y * 50) as u8, ((x * y) * 7) as u8]));
+        let map = Affine::square(3.0, 2.0, 9.0, 0.5, 11);
+        let px = sample_rgb(&img, &map, 11, 11);
+        let at = |x: i64, y: i64, k: usize| img.get_pixel(x.clamp(0, 6) as u32, y.clamp(0, 4) as u32)[k] as f32;
+        for (n, p) in px.iter().enumerate() {
+            let (x, y) = map.apply((n % 11) as f32, (n / 11) as f32);
+            if !(x > -1.0 && y > -1.0 && x < 7.0 && y < 5.0) {
+                assert_eq!(*p, [0.0; 3]);
+                continue;
+            }
+            let (x0, y0) = (x.floor() as i64, y.floor() as i64);
+            let (fx, fy) = (x - x.floor(), y - y.floor());
+            for k in 0..3 {
+                let top = at(x0, y0, k) + (at(x0 + 1, y0, k) - at(x0, y0, k)) * fx;
+                let bottom = at(x0, y0 + 1, k) + (at(x0 + 1, y0 + 1, k) - at(x0, y0 + 1, k)) * fx;
+                assert_eq!(p[k], top + (bottom - top) * fy, "pixel {n}, channel {k}");
+            }
+        }
+    }
+
+    #[test]
     fn outside_the_frame_is_black() {
         let img = RgbImage::from_pixel(2, 2, image::Rgb([255, 255, 255]));
         let px = sample_rgb(&img, &Affine::rect(10.0, 10.0, 12.0, 12.0, 2, 2), 2, 2);
