@@ -14,13 +14,12 @@ unsafe fn hsum(v: __m256) -> f32 {
 }
 
 /// How far ahead of the current block a Q8_0 decode row is prefetched into
-/// L1, in bytes (whole lines). A decode step streams ~145 MB of weights in
+/// L1, in bytes. A decode step streams ~145 MB of weights in
 /// small matrices (0.3–1.9 MB), on which the hardware prefetcher alone
 /// reads ~5.5 GB/s here. One prefetch per line at 2–9 KB gave 12.2–12.3
 /// GB/s on a SmolLM2-shaped stream; adding an L2 prefetch as well took it
 /// back to 11.1–11.2 (the extra instructions cost more than they hide).
 const PREFETCH: usize = 128 * Q8_0_BYTES;
-const _: () = assert!(PREFETCH.is_multiple_of(64), "the Q8_0 prefetch distance must be whole cache lines");
 /// The L1 distance in bytes for f32/f16 rows; their L2 prefetch goes 8×
 /// as far (fp16 decode: 1–4 KB with 8–16 KB all read 13.2–13.8 GB/s).
 const PREFETCH_BYTES: usize = 2048;
@@ -71,7 +70,11 @@ pub unsafe fn matmul_rows(format: RowFormat, w: &[u8], xs: &[Activation], y: Col
             let wp = w.as_ptr().add(row * rb);
             let xs = &xs[col..col + $c];
             let res: [[f32; $c]; $r] = match format {
-                RowFormat::Q8_0 => q8_tile_vnni::<$r, $c>(wp, rb, xs, k / QK),
+                RowFormat::Q8_0 => {
+                    // Plain AVX2 Q8_0 never tiles: decode takes `q8_row`, prefill `q8_rows_x8`.
+                    debug_assert!(vnni, "a Q8_0 tile without VNNI");
+                    q8_tile_vnni::<$r, $c>(wp, rb, xs, k / QK)
+                }
                 _ => float_tile::<$r, $c>(format, wp, rb, xs, k),
             };
             for i in 0..$r {
