@@ -130,7 +130,7 @@ mod tests {
     }
 
     #[test]
-    fn interior_and_edge_pixels_interpolate_alike() {
+    fn samples_mix_their_four_neighbours_clamped_at_the_edges() {
         // A rotated crop that spans the frame's edges: every sample within a
         // pixel of the frame is the bilinear mix of its four neighbours, an
         // edge's missing ones taken from the edge; beyond that, black.

@@ -14,11 +14,12 @@ unsafe fn hsum(v: __m256) -> f32 {
 }
 
 /// How far ahead of the current block a Q8_0 decode row is prefetched into
-/// L1, in bytes. A decode step streams ~145 MB of weights in
-/// small matrices (0.3–1.9 MB), on which the hardware prefetcher alone
-/// reads ~5.5 GB/s here. One prefetch per line at 2–9 KB gave 12.2–12.3
-/// GB/s on a SmolLM2-shaped stream; adding an L2 prefetch as well took it
-/// back to 11.1–11.2 (the extra instructions cost more than they hide).
+/// L1, in bytes. A decode step streams ~145 MB of weights in small
+/// matrices (0.3–1.9 MB), on which the hardware prefetcher falls short (the
+/// old four-row tile without software prefetch read 5.5 GB/s here). One
+/// prefetch per line at 2–9 KB gave this kernel 12.2–12.3 GB/s on a
+/// SmolLM2-shaped stream; adding an L2 prefetch as well took it back to
+/// 11.1–11.2 (the extra instructions cost more than they hide).
 const PREFETCH: usize = 128 * Q8_0_BYTES;
 /// The L1 distance in bytes for f32/f16 rows; their L2 prefetch goes 8×
 /// as far (fp16 decode: 1–4 KB with 8–16 KB all read 13.2–13.8 GB/s).
@@ -91,7 +92,6 @@ pub unsafe fn matmul_rows(format: RowFormat, w: &[u8], xs: &[Activation], y: Col
         // SmolLM2-shaped stream here, one row at a time 12.2–13 (Q8_0;
         // f16: 11.4 against 13.2–13.8). VNNI keeps its four-row tile, as
         // measured on the machine that has it.
-        let x = &xs[0];
         if vnni && format == RowFormat::Q8_0 {
             let mut r = 0;
             while r + 4 <= rows {
@@ -105,7 +105,7 @@ pub unsafe fn matmul_rows(format: RowFormat, w: &[u8], xs: &[Activation], y: Col
         }
         for r in 0..rows {
             let wp = w.as_ptr().add(r * rb);
-            *y.ptr.add(r) = match x {
+            *y.ptr.add(r) = match &xs[0] {
                 Activation::Q8(x) => q8_row(wp, x),
                 Activation::F32(x) => float_row(format, wp, x),
             };
