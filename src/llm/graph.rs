@@ -197,6 +197,7 @@ impl Builder<'_> {
             n_heads: c.n_heads,
             n_kv_heads: c.n_kv_heads,
             head_dim: c.head_dim,
+            last_only: l + 1 == c.n_layers,
         };
         let x = self.wire(format!("l{l}.attention"), attention, &[x, cos, sin])?;
         let ffn = FeedForwardBlock {
@@ -357,7 +358,11 @@ pub fn build(gguf: &Gguf, weights: Weights) -> Result<(Config, TypedModel)> {
     }
 
     // ---- head: last position only --------------------------------------------
-    let last = b.wire("last", Slice::new(0, s_dim.clone() - 1, s_dim.clone()), &[x])?; // [1, d]
+    // (the mapped layers already left only that row: `AttentionBlock::last_only`)
+    let last = match weights {
+        Weights::Mapped => x,
+        Weights::Tensors => b.wire("last", Slice::new(0, s_dim.clone() - 1, s_dim.clone()), &[x])?,
+    }; // [1, d]
     let last = b.rms_norm("output_norm", last, "output_norm.weight", c.rms_eps)?;
     // Tied embeddings (SmolLM2) have no output.weight: the head is the embedding table.
     let head = if gguf.tensor("output.weight").is_ok() { "output.weight" } else { "token_embd.weight" };

@@ -358,6 +358,7 @@ mod tests {
         for (p, q) in a.iter().zip(&b) {
             assert_eq!(p.d, q.d);
             assert_eq!(p.qs, q.qs);
+            assert_eq!(p.offset, q.offset);
         }
         quantize_q8_0(&[0.0; 32], &mut a);
         assert_eq!((a[0].d, a[0].qs), (0.0, [0; 32]));
