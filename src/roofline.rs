@@ -12,14 +12,33 @@ use std::time::Instant;
 /// Bytes/s read by one thread over a `bytes`-sized buffer, best of `passes`.
 pub fn read_bandwidth(bytes: usize, passes: usize) -> f64 {
     let words = (bytes / 8).max(1 << 10) & !63;
+    // 2 MB pages where the kernel gives them, as the LLM's weights get
+    // ([`crate::mapped`]): fewer TLB misses read faster (16.1 against 18.1
+    // GB/s here), and the probe is to be the best reader.
+    let mut map = memmap2::MmapMut::map_anon(words * 8).ok();
+    #[cfg(target_os = "linux")]
+    if let Some(m) = &map {
+        let _ = m.advise(memmap2::Advice::HugePage);
+    }
+    let mut vec = Vec::new();
+    let buf: &mut [u64] = match &mut map {
+        // SAFETY: a fresh anonymous mapping is page-aligned and zeroed, a valid [u64].
+        Some(m) => unsafe { std::slice::from_raw_parts_mut(m.as_mut_ptr() as *mut u64, words) },
+        None => {
+            vec.resize(words, 0);
+            &mut vec
+        }
+    };
     // Touch every page with non-zero data first, so the timed passes read RAM
     // rather than the shared zero page.
-    let buf: Vec<u64> = (0..words as u64).map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15)).collect();
+    for (i, w) in buf.iter_mut().enumerate() {
+        *w = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
     let mut best = 0f64;
     let mut sink = 0u64;
     for _ in 0..passes.max(1) {
         let t = Instant::now();
-        sink ^= sum(&buf);
+        sink ^= sum(buf);
         let secs = t.elapsed().as_secs_f64();
         best = best.max((words * 8) as f64 / secs);
     }
