@@ -60,7 +60,7 @@ pub unsafe fn quantize_q8_0(x: &[f32], out: &mut Vec<BlockQ8>) {
         let s = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
         let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01_00_11_10));
         let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b10_11_00_01));
-        out.push(BlockQ8 { d, qs, offset: -16 * _mm_cvtsi128_si32(s) });
+        out.push(BlockQ8::with_sum(d, qs, _mm_cvtsi128_si32(s)));
     }
 }
 

@@ -38,7 +38,12 @@ pub struct BlockQ8 {
 
 impl BlockQ8 {
     fn new(d: f32, qs: [i8; QK]) -> BlockQ8 {
-        BlockQ8 { d, qs, offset: -16 * qs.iter().map(|q| *q as i32).sum::<i32>() }
+        BlockQ8::with_sum(d, qs, qs.iter().map(|q| *q as i32).sum())
+    }
+
+    /// For a caller that has Σ qs already (the AVX2 quantiser sums in SIMD).
+    fn with_sum(d: f32, qs: [i8; QK], sum: i32) -> BlockQ8 {
+        BlockQ8 { d, qs, offset: -16 * sum }
     }
 }
 
