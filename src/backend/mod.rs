@@ -12,6 +12,7 @@
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::runtime::{Runnable, Runtime};
 
+mod depthwise;
 mod rewrite;
 mod separable;
 pub use rewrite::ChannelPrelu;

@@ -14,6 +14,10 @@
 //!   `+ x` → ReLU/PReLU, BlazeFace's and FaceMesh's block, becomes
 //!   [`ResidualSeparableConv`], which makes one pass where tract makes four.
 //!
+//! - **The remaining depthwise convs, with their clamp, as one op**
+//!   ([`depthwise::DepthwiseConv`]): FaceRes's MobileNet blocks and the
+//!   strided ones in the other models.
+//!
 //! Quantised convs are left alone: their scales live in the q-params, not
 //! the kernel.
 
@@ -28,15 +32,17 @@ use tract_onnx::tract_core::ops::{
     nn::DataFormat,
 };
 
+use super::depthwise;
 use super::separable::{self, Activation, ResidualSeparableConv};
 
 type Rewrite = fn(&TypedModel, usize) -> TractResult<Option<TypedModelPatch>>;
 
 /// Applies the rewrites until none matches, then drops the nodes they left
-/// dead. In two rounds: the separable blocks take their activation whole,
-/// so PReLU must already be one op when they are matched.
+/// dead. In rounds: the separable blocks take their activation whole, so
+/// PReLU must already be one op when they are matched, and the depthwise
+/// convs they take must not have become [`depthwise::DepthwiseConv`] yet.
 pub fn apply(model: &mut TypedModel) -> TractResult<()> {
-    let rounds: [&[Rewrite]; 2] = [&[fold_channel_affine, prelu], &[residual_separable]];
+    let rounds: [&[Rewrite]; 3] = [&[fold_channel_affine, prelu], &[residual_separable], &[depthwise::rewrite]];
     for rewrites in rounds {
         'again: loop {
             for id in model.eval_order()? {
@@ -54,7 +60,7 @@ pub fn apply(model: &mut TypedModel) -> TractResult<()> {
 }
 
 /// The one node that reads `id`'s only output, when there is exactly one.
-fn sole_successor(model: &TypedModel, id: usize) -> Option<&TypedNode> {
+pub(super) fn sole_successor(model: &TypedModel, id: usize) -> Option<&TypedNode> {
     let node = model.node(id);
     match &*node.outputs {
         [out] if out.successors.len() == 1 && !model.outputs.contains(&OutletId::new(id, 0)) => {
@@ -66,7 +72,10 @@ fn sole_successor(model: &TypedModel, id: usize) -> Option<&TypedNode> {
 
 /// When `node` is the binary op `M` with one constant input: the other
 /// input and the constant.
-fn binary_with_const<'m, M: BinMiniOp>(model: &'m TypedModel, node: &TypedNode) -> Option<(OutletId, &'m Tensor)> {
+pub(super) fn binary_with_const<'m, M: BinMiniOp>(
+    model: &'m TypedModel,
+    node: &TypedNode,
+) -> Option<(OutletId, &'m Tensor)> {
     let bin = node.op_as::<TypedBinOp>()?;
     if !bin.0.is::<M>() || node.inputs.len() != 2 {
         return None;
@@ -80,7 +89,7 @@ fn binary_with_const<'m, M: BinMiniOp>(model: &'m TypedModel, node: &TypedNode) 
 }
 
 /// One value per channel from `values`, which hold that or one for all.
-fn each_channel(values: Vec<f32>, channels: usize) -> Option<Vec<f32>> {
+pub(super) fn each_channel(values: Vec<f32>, channels: usize) -> Option<Vec<f32>> {
     match values.len() {
         1 => Some(vec![values[0]; channels]),
         n if n == channels => Some(values),
@@ -90,7 +99,7 @@ fn each_channel(values: Vec<f32>, channels: usize) -> Option<Vec<f32>> {
 
 /// A constant broadcast against a `rank`-d tensor that varies only along
 /// `axis` (`channels` values) or not at all: one value per channel.
-fn per_channel(k: &Tensor, rank: usize, axis: usize, channels: usize) -> Option<Vec<f32>> {
+pub(super) fn per_channel(k: &Tensor, rank: usize, axis: usize, channels: usize) -> Option<Vec<f32>> {
     if k.datum_type() != f32::datum_type() || k.rank() > rank {
         return None;
     }
@@ -201,7 +210,7 @@ fn prelu(model: &TypedModel, id: usize) -> TractResult<Option<TypedModelPatch>> 
 }
 
 /// The values of a constant f32 outlet.
-fn const_values(model: &TypedModel, outlet: OutletId) -> Option<Vec<f32>> {
+pub(super) fn const_values(model: &TypedModel, outlet: OutletId) -> Option<Vec<f32>> {
     let k = model.outlet_fact(outlet).ok()?.konst.clone()?;
     if k.datum_type() != f32::datum_type() {
         return None;
@@ -394,7 +403,9 @@ mod tests {
 
         let mut rewritten = model.clone();
         apply(&mut rewritten).unwrap();
-        let convs = rewritten.nodes().iter().filter(|n| n.op_is::<Conv>()).count();
+        // Where the AVX2 kernels are, the folded conv goes on to be a DepthwiseConv.
+        let convs =
+            rewritten.nodes().iter().filter(|n| n.op_is::<Conv>() || n.op_is::<depthwise::DepthwiseConv>()).count();
         assert_eq!((convs, rewritten.nodes().iter().filter(|n| n.op_is::<TypedBinOp>()).count()), (1, 0));
         assert_close(&run(&rewritten, &input()), &run(&model, &input()));
     }
