@@ -17,6 +17,7 @@
 //! - **The remaining depthwise convs, with their clamp, as one op**
 //!   ([`depthwise::DepthwiseConv`]): FaceRes's MobileNet blocks and the
 //!   strided ones in the other models.
+//! - **Max pooling** as [`pool::MaxPool2d`], columns then rows.
 //!
 //! Quantised convs are left alone: their scales live in the q-params, not
 //! the kernel.
@@ -32,8 +33,8 @@ use tract_onnx::tract_core::ops::{
     nn::DataFormat,
 };
 
-use super::depthwise;
 use super::separable::{self, Activation, ResidualSeparableConv};
+use super::{depthwise, pool};
 
 type Rewrite = fn(&TypedModel, usize) -> TractResult<Option<TypedModelPatch>>;
 
@@ -42,7 +43,8 @@ type Rewrite = fn(&TypedModel, usize) -> TractResult<Option<TypedModelPatch>>;
 /// PReLU must already be one op when they are matched, and the depthwise
 /// convs they take must not have become [`depthwise::DepthwiseConv`] yet.
 pub fn apply(model: &mut TypedModel) -> TractResult<()> {
-    let rounds: [&[Rewrite]; 3] = [&[fold_channel_affine, prelu], &[residual_separable], &[depthwise::rewrite]];
+    let rounds: [&[Rewrite]; 3] =
+        [&[fold_channel_affine, prelu], &[residual_separable], &[depthwise::rewrite, pool::rewrite]];
     for rewrites in rounds {
         'again: loop {
             for id in model.eval_order()? {
