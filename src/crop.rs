@@ -75,28 +75,74 @@ pub fn sample_rgb(frame: &RgbImage, map: &Affine, w: u32, h: u32) -> Vec<[f32; 3
         let i = ((y * fw + x) * 3) as usize;
         [raw[i] as f32, raw[i + 1] as f32, raw[i + 2] as f32]
     };
-    let mut out = Vec::with_capacity((w * h) as usize);
+    let (last_x, last_y) = ((fw - 1) as f32, (fh - 1) as f32);
+    let stride = fw as usize * 3;
+    #[cfg(target_arch = "x86_64")]
+    let sse41 = is_x86_feature_detected!("sse4.1");
+    let mut out = vec![[0.0; 3]; (w * h) as usize];
     for v in 0..h {
-        for u in 0..w {
+        for (u, rgb) in out[(v * w) as usize..][..w as usize].iter_mut().enumerate() {
             let (x, y) = map.apply(u as f32, v as f32);
+            if x >= 0.0 && y >= 0.0 && x < last_x && y < last_y {
+                // All four neighbours inside: no clamping, and the floor of a
+                // non-negative value is its truncation.
+                let (xi, yi) = (x as i32 as usize, y as i32 as usize);
+                let (fx, fy) = (x - xi as f32, y - yi as f32);
+                let i = yi * stride + xi * 3;
+                #[cfg(target_arch = "x86_64")]
+                if sse41 && i + stride + 8 <= raw.len() {
+                    // SAFETY: SSE4.1 was detected, and both 8-byte loads end
+                    // inside `raw` (checked just above).
+                    *rgb = unsafe { bilinear_sse41(raw.as_ptr().add(i), stride, fx, fy) };
+                    continue;
+                }
+                let (top, bottom) = (&raw[i..i + 6], &raw[i + stride..i + stride + 6]);
+                for k in 0..3 {
+                    let t = top[k] as f32 + (top[k + 3] as f32 - top[k] as f32) * fx;
+                    let b = bottom[k] as f32 + (bottom[k + 3] as f32 - bottom[k] as f32) * fx;
+                    rgb[k] = t + (b - t) * fy;
+                }
+                continue;
+            }
             if !(x > -1.0 && y > -1.0 && x < fw as f32 && y < fh as f32) {
-                out.push([0.0; 3]);
+                // Left black.
                 continue;
             }
             let (x0, y0) = (x.floor(), y.floor());
             let (fx, fy) = (x - x0, y - y0);
             let (x0, y0) = (x0 as i64, y0 as i64);
             let (p00, p10, p01, p11) = (pixel(x0, y0), pixel(x0 + 1, y0), pixel(x0, y0 + 1), pixel(x0 + 1, y0 + 1));
-            let mut rgb = [0.0; 3];
             for k in 0..3 {
                 let top = p00[k] + (p10[k] - p00[k]) * fx;
                 let bottom = p01[k] + (p11[k] - p01[k]) * fx;
                 rgb[k] = top + (bottom - top) * fy;
             }
-            out.push(rgb);
         }
     }
     out
+}
+
+/// One bilinear sample of an RGB8 image: `p` is the top-left neighbour,
+/// `stride` the row length in bytes. The arithmetic is the scalar path's,
+/// in the same order (a product, then a sum: no fused multiply-add), so the
+/// two give the same bits; the three channels go in one register.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse4.1")]
+unsafe fn bilinear_sse41(p: *const u8, stride: usize, fx: f32, fy: f32) -> [f32; 3] {
+    use std::arch::x86_64::*;
+    // [r0 g0 b0 r1 g1 b1 · ·] as [r0 g0 b0 ·] and [r1 g1 b1 ·].
+    let row = |p: *const u8| {
+        let bytes = _mm_loadl_epi64(p as *const __m128i);
+        (_mm_cvtepi32_ps(_mm_cvtepu8_epi32(bytes)), _mm_cvtepi32_ps(_mm_cvtepu8_epi32(_mm_srli_si128::<3>(bytes))))
+    };
+    let lerp = |a: __m128, b: __m128, f: __m128| _mm_add_ps(a, _mm_mul_ps(_mm_sub_ps(b, a), f));
+    let (fx, fy) = (_mm_set1_ps(fx), _mm_set1_ps(fy));
+    let (t0, t1) = row(p);
+    let (b0, b1) = row(p.add(stride));
+    let (top, bottom) = (lerp(t0, t1, fx), lerp(b0, b1, fx));
+    let mut v = [0f32; 4];
+    _mm_storeu_ps(v.as_mut_ptr(), lerp(top, bottom, fy));
+    [v[0], v[1], v[2]]
 }
 
 #[cfg(test)]
