@@ -65,23 +65,26 @@ fn label_line(top: Emotion) -> String {
 }
 
 /// The rest of the facial prior in words, after `label_line`: the active
-/// AUs' visible cues strongest first, the classifier's confidence (and a
-/// runner-up worth naming), age and gender. Kept short, because the time to
-/// the first explanation token is mostly the time to read it; and the cues
-/// come first, so that their heading ([`CUES`]) is read once per label
-/// ([`primed_prefixes`]) rather than per face (it was 5 of 47 tokens fed).
+/// AUs' visible cues strongest first, a runner-up emotion where the
+/// classifier gives one 10 % or more, age and gender. Kept short, because
+/// the time to the first explanation token is mostly the time to read it;
+/// and the cues come first, so that their heading ([`CUES`]) is read once
+/// per label ([`primed_prefixes`]) rather than per face (it was 5 of 47
+/// tokens fed). The top label's own percentage is left out: the label line
+/// already names it as the classifier's pick, and where the pick is in
+/// doubt the runner-up line says so (8 of 45 tokens fed for a clear face).
 /// Head pose is left out: it is not evidence of an expression.
 pub fn facts(face: &Face) -> String {
     let mut ranked: Vec<(Emotion, f32)> = face.emotions.iter().collect();
     ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
-    let mut confidence = format!("Confidence {:.0}%", ranked[0].1 * 100.0);
-    if let Some((e, p)) = ranked.get(1).filter(|(_, p)| *p >= 0.1) {
-        confidence.push_str(&format!(", then {e} {:.0}%", p * 100.0));
-    }
+    let doubt = match ranked.get(1).filter(|(_, p)| *p >= 0.1) {
+        Some((e, p)) => format!("Also possible: {e}, {:.0}%.\n", p * 100.0),
+        None => String::new(),
+    };
     let cues: Vec<&str> = active_aus(face).iter().map(|(au, _)| short_cue(*au)).collect();
     let cues = if cues.is_empty() { "none".to_string() } else { cues.join(", ") };
     let at = &face.attributes;
-    format!("{CUES} {cues}.\n{confidence}.\nAge about {:.0}, {}.", at.age, at.gender.as_str())
+    format!("{CUES} {cues}.\n{doubt}Age about {:.0}, {}.", at.age, at.gender.as_str())
 }
 
 /// The heading of the cues, the first of the facts of every face.
