@@ -12,12 +12,9 @@
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
-use tract_onnx::tract_core::ops::{
-    cnn::{Conv, KernelFormat},
-    math::{Max, Min},
-};
+use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat};
 
-use super::rewrite::{binary_with_const, const_values, each_channel, sole_successor};
+use super::rewrite::{clamp_after, const_values, each_channel};
 
 /// Where the channel axis is: `[N,] C, H, W` or `[N,] H, W, C`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -377,26 +374,8 @@ pub(super) fn rewrite(model: &TypedModel, id: usize) -> TractResult<Option<Typed
         return Ok(None);
     }
 
-    // max(·, a) and min(·, b) with one constant for all, as a clamp: each
-    // keeps `lo ≤ hi` and composes exactly.
-    let mut last = node;
-    while let Some(next) = sole_successor(model, last.id) {
-        let scalar = |k: &Tensor| {
-            let v = k.try_as_plain_ram().ok()?.as_slice::<f32>().ok()?.to_vec();
-            v.iter().all(|&x| x == v[0]).then(|| v.first().copied()).flatten()
-        };
-        let same_shape = model.outlet_fact(OutletId::new(next.id, 0))?.shape == out_shape;
-        if let Some(a) = binary_with_const::<Max>(model, next).and_then(|(_, k)| scalar(k)).filter(|_| same_shape) {
-            (op.lo, op.hi) = (op.lo.max(a), op.hi.max(a));
-        } else if let Some(b) =
-            binary_with_const::<Min>(model, next).and_then(|(_, k)| scalar(k)).filter(|_| same_shape)
-        {
-            (op.lo, op.hi) = (op.lo.min(b), op.hi.min(b));
-        } else {
-            break;
-        }
-        last = next;
-    }
+    let (lo, hi, last) = clamp_after(model, node)?;
+    (op.lo, op.hi) = (lo, hi);
 
     let mut patch = TypedModelPatch::new(format!("{} to {} as one depthwise conv", node.name, last.name));
     let input = patch.tap_model(model, x)?;

@@ -16,6 +16,7 @@ mod depthwise;
 mod pool;
 mod rewrite;
 mod separable;
+mod stem;
 pub use rewrite::ChannelPrelu;
 pub use separable::ResidualSeparableConv;
 

@@ -18,6 +18,8 @@
 //!   ([`depthwise::DepthwiseConv`]): FaceRes's MobileNet blocks and the
 //!   strided ones in the other models.
 //! - **Max pooling** as [`pool::MaxPool2d`], columns then rows.
+//! - **The first conv** (up to four input channels), with the transpose
+//!   before it and the activation after it, as [`stem::StemConv`].
 //!
 //! Quantised convs are left alone: their scales live in the q-params, not
 //! the kernel.
@@ -29,12 +31,12 @@ use tract_onnx::tract_core::ops::{
     cnn::{Conv, KernelFormat},
     einsum::EinSum,
     logic::{CompGT, CompLT, Iff},
-    math::{Add, Max, Mul},
+    math::{Add, Max, Min, Mul},
     nn::DataFormat,
 };
 
 use super::separable::{self, Activation, ResidualSeparableConv};
-use super::{depthwise, pool};
+use super::{depthwise, pool, stem};
 
 type Rewrite = fn(&TypedModel, usize) -> TractResult<Option<TypedModelPatch>>;
 
@@ -44,7 +46,7 @@ type Rewrite = fn(&TypedModel, usize) -> TractResult<Option<TypedModelPatch>>;
 /// convs they take must not have become [`depthwise::DepthwiseConv`] yet.
 pub fn apply(model: &mut TypedModel) -> TractResult<()> {
     let rounds: [&[Rewrite]; 3] =
-        [&[fold_channel_affine, prelu], &[residual_separable], &[depthwise::rewrite, pool::rewrite]];
+        [&[fold_channel_affine, prelu], &[residual_separable], &[depthwise::rewrite, pool::rewrite, stem::rewrite]];
     for rewrites in rounds {
         'again: loop {
             for id in model.eval_order()? {
@@ -209,6 +211,34 @@ fn prelu(model: &TypedModel, id: usize) -> TractResult<Option<TypedModelPatch>> 
     let Some(alpha) = per_channel(alpha, shape.len(), axis, shape[axis]) else { return Ok(None) };
     let op = ChannelPrelu { axis, alpha };
     Ok(Some(TypedModelPatch::replace_single_op(model, node, &[x], op)?))
+}
+
+/// The chain of `max(·, a)` and `min(·, b)` (one constant for all values,
+/// the shape kept) that follows `node`, as a clamp `[lo, hi]` (`-∞, ∞` when
+/// there is none), and the chain's last node (`node` itself then). Each
+/// step keeps `lo ≤ hi`, so the clamp composes exactly: ReLU6 reaches
+/// tract as max 0, min 6, max 0.
+pub(super) fn clamp_after<'m>(model: &'m TypedModel, node: &'m TypedNode) -> TractResult<(f32, f32, &'m TypedNode)> {
+    let shape = &model.outlet_fact(OutletId::new(node.id, 0))?.shape;
+    let scalar = |k: &Tensor| {
+        let v = k.try_as_plain_ram().ok()?.as_slice::<f32>().ok()?.to_vec();
+        v.iter().all(|&x| x == v[0]).then(|| v.first().copied()).flatten()
+    };
+    let (mut lo, mut hi, mut last) = (f32::NEG_INFINITY, f32::INFINITY, node);
+    while let Some(next) = sole_successor(model, last.id) {
+        if model.outlet_fact(OutletId::new(next.id, 0))?.shape != *shape {
+            break;
+        }
+        if let Some(a) = binary_with_const::<Max>(model, next).and_then(|(_, k)| scalar(k)) {
+            (lo, hi) = (lo.max(a), hi.max(a));
+        } else if let Some(b) = binary_with_const::<Min>(model, next).and_then(|(_, k)| scalar(k)) {
+            (lo, hi) = (lo.min(b), hi.min(b));
+        } else {
+            break;
+        }
+        last = next;
+    }
+    Ok((lo, hi, last))
 }
 
 /// The values of a constant f32 outlet.
