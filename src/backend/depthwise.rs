@@ -167,8 +167,8 @@ impl DepthwiseConv {
                         );
                         i += 8;
                     }
-                    for j in i..p.w {
-                        *dst.add(j) = row[j];
+                    for (j, &v) in row.iter().enumerate().skip(i) {
+                        *dst.add(j) = v;
                     }
                     continue;
                 }

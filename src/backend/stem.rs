@@ -7,7 +7,7 @@
 //! before and a ReLU6 pass after. Here the input is copied once into zero
 //! padded planes (split into even and odd columns for stride 2, so each tap
 //! reads a contiguous run), read from NHWC or NCHW, and each output row is
-//! summed 4 channels × 16 pixels to a tile of registers, the activation
+//! summed 6 channels × 16 pixels to a tile of registers, the activation
 //! applied before the store, and the row written in the layout the next op
 //! reads.
 
@@ -18,8 +18,9 @@ use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat};
 use super::depthwise::Layout;
 use super::rewrite::{clamp_after, const_values, each_channel, sole_successor, ChannelPrelu};
 
-/// Output channels per tile: 4 × 2 registers of sums.
-const TILE: usize = 4;
+/// Output channels per tile: 6 × 2 registers of sums, 12 of AVX2's 16, so
+/// that enough independent FMAs are in flight to hide their latency.
+const TILE: usize = 6;
 /// Output pixels per strip.
 const STRIP: usize = 16;
 /// The most input channels a stem may have.
