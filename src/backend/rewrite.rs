@@ -18,6 +18,8 @@
 //!   ([`depthwise::DepthwiseConv`]): FaceRes's MobileNet blocks and the
 //!   strided ones in the other models.
 //! - **Max pooling** as [`pool::MaxPool2d`], columns then rows.
+//! - **The remaining 1×1 convs** on channels-first activations, with their
+//!   bias and clamp, as [`pointwise::PointwiseConv`].
 //! - **The first conv** (up to four input channels), with the transpose
 //!   before it and the activation after it, as [`stem::StemConv`].
 //!
@@ -36,7 +38,7 @@ use tract_onnx::tract_core::ops::{
 };
 
 use super::separable::{self, Activation, ResidualSeparableConv};
-use super::{depthwise, pool, stem};
+use super::{depthwise, pointwise, pool, stem};
 
 type Rewrite = fn(&TypedModel, usize) -> TractResult<Option<TypedModelPatch>>;
 
@@ -45,8 +47,11 @@ type Rewrite = fn(&TypedModel, usize) -> TractResult<Option<TypedModelPatch>>;
 /// PReLU must already be one op when they are matched, and the depthwise
 /// convs they take must not have become [`depthwise::DepthwiseConv`] yet.
 pub fn apply(model: &mut TypedModel) -> TractResult<()> {
-    let rounds: [&[Rewrite]; 3] =
-        [&[fold_channel_affine, prelu], &[residual_separable], &[depthwise::rewrite, pool::rewrite, stem::rewrite]];
+    let rounds: [&[Rewrite]; 3] = [
+        &[fold_channel_affine, prelu],
+        &[residual_separable],
+        &[depthwise::rewrite, pool::rewrite, stem::rewrite, pointwise::rewrite],
+    ];
     for rewrites in rounds {
         'again: loop {
             for id in model.eval_order()? {

@@ -1,0 +1,433 @@
+//! A 1×1 conv over channels-first activations, with its bias and clamp, as
+//! one op: FaceRes's (MobileNet's) pointwise layers, most of its time.
+//!
+//! tract runs these as a matrix product that first packs the activations
+//! into 16-pixel panels, then applies the bias and the ReLU6 in its
+//! epilogue. In `[C, H·W]` the activations already are pixel panels: a row
+//! of 16 pixels of one channel is two contiguous registers. So the product
+//! here reads them in place, 6 output channels × 16 pixels to a tile of 12
+//! registers of sums, the weights packed once, at load, six to a channel.
+//! Pixels go in blocks whose activations fit in L2 while every output
+//! channel passes over them.
+
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::internal::*;
+use tract_onnx::tract_core::ops::{einsum::EinSum, math::Add};
+
+use super::rewrite::{binary_with_const, clamp_after, const_values, per_channel, sole_successor};
+
+/// Output channels per tile.
+const TILE: usize = 6;
+/// Pixels per strip: two registers.
+const STRIP: usize = 16;
+/// Output channels per tile where the tiles run along the channels.
+const WIDE_TILE: usize = 16;
+/// Pixels per tile there: six broadcasts, 6 × 2 registers of sums.
+const FEW: usize = 6;
+/// Up to this many pixels, the tiles run along the channels: 49 pixels in
+/// 16-pixel strips are 64 computed (77 %), in 6-pixel ones 54 (91 %).
+const FEW_PIXELS: usize = 256;
+/// The activations a pixel block may hold, in bytes: half of Zen 2's L2.
+const BLOCK_BYTES: usize = 256 << 10;
+
+/// `y[o][p] = clamp(bias[o] + Σ_c w[o][c] · x[c][p], lo, hi)` over
+/// `[1,] C, H, W` into `[1,] O, H, W`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PointwiseConv {
+    pub in_channels: usize,
+    pub out_channels: usize,
+    /// The input is `[1,] H, W, C` (it still goes out channels first).
+    pub channels_last: bool,
+    /// The output's leading batch axis of 1, where it has one.
+    pub out_batch: bool,
+    /// Output channels per tile: [`TILE`] where tiles run along the pixels
+    /// (6 channels × 16 pixels), [`WIDE_TILE`] where few pixels make them
+    /// run along the channels (16 channels × 6 pixels).
+    pub tile: usize,
+    /// `[O rounded up to tile / tile][C][tile]`: a tile's weights for one
+    /// input channel side by side, the extra rows zero.
+    pub packed: Vec<f32>,
+    /// Rounded up as `packed`.
+    pub bias: Vec<f32>,
+    pub lo: f32,
+    pub hi: f32,
+}
+
+// The weights are a model's, never NaN.
+impl Eq for PointwiseConv {}
+
+impl PointwiseConv {
+    /// `weights` `[O][C]`, `bias` of O values, for inputs of `pixels`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        c: usize,
+        o: usize,
+        pixels: usize,
+        channels_last: bool,
+        out_batch: bool,
+        weights: &[f32],
+        bias: &[f32],
+        lo: f32,
+        hi: f32,
+    ) -> PointwiseConv {
+        // Channels-last activations need their panels whatever their size.
+        let tile = if pixels <= FEW_PIXELS || channels_last { WIDE_TILE } else { TILE };
+        let tiles = o.div_ceil(tile);
+        let mut packed = vec![0f32; tiles * c * tile];
+        for (row, w) in weights.chunks_exact(c).enumerate() {
+            for (ch, &v) in w.iter().enumerate() {
+                packed[((row / tile) * c + ch) * tile + row % tile] = v;
+            }
+        }
+        let mut bias = bias.to_vec();
+        bias.resize(tiles * tile, 0.0);
+        PointwiseConv { in_channels: c, out_channels: o, channels_last, out_batch, tile, packed, bias, lo, hi }
+    }
+
+    fn weight(&self, o: usize, c: usize) -> f32 {
+        self.packed[((o / self.tile) * self.in_channels + c) * self.tile + o % self.tile]
+    }
+
+    fn output_shape<D: DimLike>(&self, shape: &[D]) -> TractResult<TVec<D>> {
+        ensure!(shape.len() == 3 || (shape.len() == 4 && shape[0].to_usize()? == 1), "PointwiseConv: {shape:?}");
+        let r = shape.len();
+        let (c, hw) = if self.channels_last { (r - 1, &shape[r - 3..r - 1]) } else { (r - 3, &shape[r - 2..]) };
+        ensure!(shape[c].to_usize()? == self.in_channels, "PointwiseConv: channels of {shape:?}");
+        let mut out: TVec<D> = if self.out_batch { tvec![D::from(1)] } else { tvec![] };
+        out.push(D::from(self.out_channels));
+        out.extend(hw.iter().cloned());
+        Ok(out)
+    }
+
+    /// The reference.
+    fn portable(&self, x: &[f32], p: usize, out: &mut [f32]) {
+        for o in 0..self.out_channels {
+            for i in 0..p {
+                let mut acc = self.bias[o];
+                for c in 0..self.in_channels {
+                    let at = if self.channels_last { i * self.in_channels + c } else { c * p + i };
+                    acc += self.weight(o, c) * x[at];
+                }
+                out[o * p + i] = acc.max(self.lo).min(self.hi);
+            }
+        }
+    }
+
+    fn run(&self, x: &[f32], p: usize, out: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if super::separable::available() {
+            // SAFETY: `available` checked the features.
+            return unsafe {
+                if self.tile == WIDE_TILE {
+                    self.channel_tiles_avx2(x, p, out)
+                } else {
+                    self.tiles_avx2(x, p, out)
+                }
+            };
+        }
+        self.portable(x, p, out)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn tiles_avx2(&self, x: &[f32], p: usize, out: &mut [f32]) {
+        use std::arch::x86_64::*;
+        debug_assert_eq!(self.tile, TILE);
+        let c = self.in_channels;
+        let (lo, hi) = (_mm256_set1_ps(self.lo), _mm256_set1_ps(self.hi));
+        let block = (BLOCK_BYTES / 4 / c / STRIP).max(1) * STRIP;
+        // Lanes `< n` of a strip's two registers: for the last, partial strip,
+        // whose loads and stores must stay inside the rows.
+        let mask = |n: usize| {
+            let lanes: [i32; 16] = std::array::from_fn(|i| if i < n { -1 } else { 0 });
+            [
+                _mm256_loadu_si256(lanes.as_ptr() as *const __m256i),
+                _mm256_loadu_si256(lanes.as_ptr().add(8) as *const __m256i),
+            ]
+        };
+        for b0 in (0..p).step_by(block) {
+            let b1 = (b0 + block).min(p);
+            for t in 0..self.out_channels.div_ceil(TILE) {
+                let w = self.packed.as_ptr().add(t * c * TILE);
+                let o0 = t * TILE;
+                for p0 in (b0..b1).step_by(STRIP) {
+                    let n = STRIP.min(b1 - p0);
+                    let m = mask(n);
+                    let mut acc = [[_mm256_setzero_ps(); 2]; TILE];
+                    for (j, a) in acc.iter_mut().enumerate() {
+                        *a = [_mm256_set1_ps(self.bias[o0 + j]); 2];
+                    }
+                    let src = x.as_ptr().add(p0);
+                    for ch in 0..c {
+                        let row = src.add(ch * p);
+                        let (x0, x1) = if n == STRIP {
+                            (_mm256_loadu_ps(row), _mm256_loadu_ps(row.add(8)))
+                        } else {
+                            (_mm256_maskload_ps(row, m[0]), _mm256_maskload_ps(row.add(8), m[1]))
+                        };
+                        let wc = w.add(ch * TILE);
+                        for (j, a) in acc.iter_mut().enumerate() {
+                            let wv = _mm256_broadcast_ss(&*wc.add(j));
+                            a[0] = _mm256_fmadd_ps(wv, x0, a[0]);
+                            a[1] = _mm256_fmadd_ps(wv, x1, a[1]);
+                        }
+                    }
+                    for (j, a) in acc.iter().enumerate().take(self.out_channels - o0) {
+                        let dst = out.as_mut_ptr().add((o0 + j) * p + p0);
+                        let v0 = _mm256_min_ps(_mm256_max_ps(a[0], lo), hi);
+                        let v1 = _mm256_min_ps(_mm256_max_ps(a[1], lo), hi);
+                        if n == STRIP {
+                            _mm256_storeu_ps(dst, v0);
+                            _mm256_storeu_ps(dst.add(8), v1);
+                        } else {
+                            _mm256_maskstore_ps(dst, m[0], v0);
+                            _mm256_maskstore_ps(dst.add(8), m[1], v1);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl PointwiseConv {
+    /// Few pixels: tiles of 16 output channels (two registers of weights
+    /// per input channel) × 6 pixels (each broadcast), 12 registers of
+    /// sums, written out through a small transpose.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn channel_tiles_avx2(&self, x: &[f32], p: usize, out: &mut [f32]) {
+        use std::arch::x86_64::*;
+        debug_assert_eq!(self.tile, WIDE_TILE);
+        let (c, o) = (self.in_channels, self.out_channels);
+        let (lo, hi) = (_mm256_set1_ps(self.lo), _mm256_set1_ps(self.hi));
+        // The activations as panels of six pixels, `[P / 6][C][6]` (the last
+        // zero-padded): each input channel's six values one contiguous read.
+        let strips = p.div_ceil(FEW);
+        let mut panels = vec![0f32; strips * c * FEW];
+        if self.channels_last {
+            for (s, six) in x.chunks(FEW * c).enumerate() {
+                for (j, pixel) in six.chunks_exact(c).enumerate() {
+                    for (ch, &v) in pixel.iter().enumerate() {
+                        panels[(s * c + ch) * FEW + j] = v;
+                    }
+                }
+            }
+        } else {
+            for (ch, row) in x.chunks_exact(p).enumerate() {
+                for (s, six) in row.chunks(FEW).enumerate() {
+                    panels[(s * c + ch) * FEW..][..six.len()].copy_from_slice(six);
+                }
+            }
+        }
+        for t in 0..o.div_ceil(WIDE_TILE) {
+            let w = self.packed.as_ptr().add(t * c * WIDE_TILE);
+            let o0 = t * WIDE_TILE;
+            for s in 0..strips {
+                let p0 = s * FEW;
+                let n = FEW.min(p - p0);
+                let (src, stride) = (panels.as_ptr().add(s * c * FEW), FEW);
+                let b = [_mm256_loadu_ps(self.bias.as_ptr().add(o0)), _mm256_loadu_ps(self.bias.as_ptr().add(o0 + 8))];
+                let mut acc = [b; FEW];
+                for ch in 0..c {
+                    let wc = w.add(ch * WIDE_TILE);
+                    let (w0, w1) = (_mm256_loadu_ps(wc), _mm256_loadu_ps(wc.add(8)));
+                    let row = src.add(ch * stride);
+                    for (j, a) in acc.iter_mut().enumerate() {
+                        let xv = _mm256_broadcast_ss(&*row.add(j));
+                        a[0] = _mm256_fmadd_ps(w0, xv, a[0]);
+                        a[1] = _mm256_fmadd_ps(w1, xv, a[1]);
+                    }
+                }
+                // acc[j] holds pixel p0 + j for the tile's 16 channels.
+                let mut sums = [[0f32; WIDE_TILE]; FEW];
+                for (a, s) in acc.iter().zip(&mut sums) {
+                    _mm256_storeu_ps(s.as_mut_ptr(), _mm256_min_ps(_mm256_max_ps(a[0], lo), hi));
+                    _mm256_storeu_ps(s.as_mut_ptr().add(8), _mm256_min_ps(_mm256_max_ps(a[1], lo), hi));
+                }
+                for i in 0..WIDE_TILE.min(o - o0) {
+                    let dst = &mut out[(o0 + i) * p + p0..][..n];
+                    for (j, v) in dst.iter_mut().enumerate() {
+                        *v = sums[j][i];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A 1×1 conv as tract's declutter leaves it, `[N]IHW,OI->[N]OHW` with
+/// constant float weights, and the `+ bias` and clamp after it, becomes a
+/// [`PointwiseConv`]. Left to tract where the AVX2 kernel is missing.
+pub(super) fn rewrite(model: &TypedModel, id: usize) -> TractResult<Option<TypedModelPatch>> {
+    let node = model.node(id);
+    let Some(einsum) = node.op_as::<EinSum>() else { return Ok(None) };
+    if !super::separable::available() || einsum.q_params.is_some() || node.inputs.len() != 2 {
+        return Ok(None);
+    }
+    let axes = einsum.axes.to_string();
+    let (channels_last, out_batch) = match axes.as_str() {
+        "IHW,OI->OHW" | "NIHW,OI->OHW" => (false, false),
+        "IHW,OI->NOHW" | "NIHW,OI->NOHW" => (false, true),
+        "HWI,OI->OHW" | "NHWI,OI->OHW" => (true, false),
+        "HWI,OI->NOHW" | "NHWI,OI->NOHW" => (true, true),
+        _ => return Ok(None),
+    };
+    let fact = model.outlet_fact(node.inputs[0])?;
+    let Some(shape) = fact.shape.as_concrete().map(|s| s.to_vec()) else { return Ok(None) };
+    if fact.datum_type != f32::datum_type() || (shape.len() == 4 && shape[0] != 1) {
+        return Ok(None);
+    }
+    let r = shape.len();
+    let (c, pixels) = if channels_last {
+        (shape[r - 1], shape[r - 3] * shape[r - 2])
+    } else {
+        (shape[r - 3], shape[r - 2] * shape[r - 1])
+    };
+    let Some(weights) = const_values(model, node.inputs[1]) else { return Ok(None) };
+    let o = weights.len() / c.max(1);
+    if c == 0 || weights.len() != o * c || model.outlet_fact(node.inputs[1])?.shape.as_concrete() != Some(&[o, c][..]) {
+        return Ok(None);
+    }
+    let out_fact = model.outlet_fact(OutletId::new(id, 0))?;
+    let rank = out_fact.rank();
+    let mut bias = vec![0f32; o];
+    let mut last = node;
+    if let Some(next) = sole_successor(model, id) {
+        let same = model.outlet_fact(OutletId::new(next.id, 0))?.shape == out_fact.shape;
+        if let Some((_, b)) = binary_with_const::<Add>(model, next).filter(|_| same) {
+            let Some(b) = per_channel(b, rank, rank - 3, o) else { return Ok(None) };
+            bias = b;
+            last = next;
+        }
+    }
+    let (lo, hi, end) = clamp_after(model, last)?;
+    let op = PointwiseConv::new(c, o, pixels, channels_last, out_batch, &weights, &bias, lo, hi);
+    let ours: TVec<TDim> = op.output_shape(&shape)?.iter().map(|d| d.to_dim()).collect();
+    if ours[..] != *model.outlet_fact(OutletId::new(end.id, 0))?.shape {
+        return Ok(None);
+    }
+    let mut patch = TypedModelPatch::new(format!("{} to {} as one pointwise conv", node.name, end.name));
+    let input = patch.tap_model(model, node.inputs[0])?;
+    let wire = patch.wire_node(&end.name, op, &[input])?;
+    patch.shunt_outside(model, OutletId::new(end.id, 0), wire[0])?;
+    Ok(Some(patch))
+}
+
+impl Op for PointwiseConv {
+    fn name(&self) -> StaticName {
+        "PointwiseConv".into()
+    }
+    op_as_typed_op!();
+}
+
+impl EvalOp for PointwiseConv {
+    op_out_of_plan!();
+
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let x = args_1!(inputs);
+        let shape = x.shape().to_vec();
+        let out_shape = self.output_shape(&shape)?;
+        let p = shape.iter().product::<usize>() / self.in_channels.max(1);
+        // SAFETY: every element of the output is written before it is read.
+        let mut out = unsafe { Tensor::uninitialized::<f32>(&out_shape)? };
+        {
+            let x = x.try_as_plain_ram()?;
+            let mut y = out.try_as_plain_ram_mut()?;
+            self.run(x.as_slice::<f32>()?, p, y.as_slice_mut::<f32>()?);
+        }
+        Ok(tvec!(out.into_tvalue()))
+    }
+}
+
+impl TypedOp for PointwiseConv {
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        ensure!(inputs.len() == 1 && inputs[0].datum_type == f32::datum_type(), "PointwiseConv takes one f32 tensor");
+        Ok(tvec!(f32::fact(self.output_shape(&inputs[0].shape)?)))
+    }
+    as_op!();
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+    use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec, PoolSpec};
+    use tract_onnx::tract_core::ops::math::{max, min};
+    use tract_onnx::tract_core::ops::nn::DataFormat;
+
+    fn values(n: usize, seed: usize) -> Vec<f32> {
+        (0..n).map(|i| (((i + seed) * 7919 % 61) as f32 - 30.0) / 20.0).collect()
+    }
+
+    #[test]
+    fn the_avx2_kernels_equal_the_portable_one() {
+        if !super::super::separable::available() {
+            return;
+        }
+        // Both tilings (few pixels and many), pixel counts across strips and
+        // panels, output channels that do and do not fill a tile, both layouts.
+        for (c, o, p, channels_last) in
+            [(8, 13, 49, false), (5, 16, 300, false), (32, 7, 261, false), (16, 20, 45, true), (3, 6, 400, true)]
+        {
+            let op = PointwiseConv::new(c, o, p, channels_last, false, &values(o * c, 1), &values(o, 2), -1.0, 1.5);
+            let x = values(c * p, 3);
+            let (mut fast, mut slow) = (vec![f32::NAN; o * p], vec![f32::NAN; o * p]);
+            op.run(&x, p, &mut fast);
+            op.portable(&x, p, &mut slow);
+            for (a, b) in fast.iter().zip(&slow) {
+                assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{c}→{o} × {p} px: {a} vs {b}");
+            }
+        }
+    }
+
+    /// A 1×1 conv → ReLU6 (tract's declutter turns the conv into the EinSum
+    /// the rewrite matches), and the channels-last EinSum tract leaves after
+    /// a channels-last op (FaceRes's second conv) → bias → ReLU6: tract's
+    /// own against the rewritten graph.
+    #[test]
+    fn a_1x1_conv_and_its_clamp_become_one_op_with_the_same_values() {
+        if !super::super::separable::available() {
+            return;
+        }
+        for (c, o, hw, channels_last) in [(24, 40, 7, false), (16, 32, 20, false), (8, 12, 9, true)] {
+            let shape: TVec<usize> = if channels_last { tvec!(1, hw, hw, c) } else { tvec!(1, c, hw, hw) };
+            let mut model = TypedModel::default();
+            let x = model.add_source("x", f32::fact(&shape)).unwrap();
+            let mut y = if channels_last {
+                let w = model.add_const("w", Tensor::from_shape(&[o, c], &values(o * c, 1)).unwrap()).unwrap();
+                let axes = "NHWI,OI->OHW".parse().unwrap();
+                let y = model.wire_node("pw", EinSum::new(axes, f32::datum_type()), &[x, w]).unwrap()[0];
+                let b = model.add_const("b", Tensor::from_shape(&[o, 1, 1], &values(o, 2)).unwrap()).unwrap();
+                model.wire_node("bias", tract_onnx::tract_core::ops::math::add(), &[y, b]).unwrap()[0]
+            } else {
+                let k = model.add_const("k", Tensor::from_shape(&[o, c, 1, 1], &values(o * c, 1)).unwrap()).unwrap();
+                let b = model.add_const("b", tensor1(&values(o, 2))).unwrap();
+                let pool = PoolSpec::new(DataFormat::NCHW, tvec!(1, 1), PaddingSpec::Valid, None, None, c, o);
+                let conv = Conv { pool_spec: pool, kernel_fmt: KernelFormat::OIHW, group: 1, q_params: None };
+                model.wire_node("conv", conv, &[x, k, b]).unwrap()[0]
+            };
+            let rank = model.outlet_fact(y).unwrap().rank();
+            let scalar = |v: f32| Tensor::from_shape(&vec![1; rank], &[v]).unwrap();
+            let zero = model.add_const("zero", scalar(0.0)).unwrap();
+            let six = model.add_const("six", scalar(6.0)).unwrap();
+            y = model.wire_node("relu", max(), &[y, zero]).unwrap()[0];
+            y = model.wire_node("relu6", min(), &[y, six]).unwrap()[0];
+            model.select_output_outlets(&[y]).unwrap();
+
+            let rewritten = super::super::cpu_passes(model.clone()).unwrap();
+            let ops: Vec<String> = rewritten.nodes().iter().map(|n| n.op().name().to_string()).collect();
+            assert!(ops.contains(&"PointwiseConv".to_string()) && ops.len() <= 3, "{c}→{o}: {ops:?}");
+            let input = Tensor::from_shape(&shape, &values(shape.iter().product(), 5)).unwrap();
+            let run = |m: TypedModel| -> Vec<f32> {
+                let out = m.into_runnable().unwrap().run(tvec!(input.clone().into_tvalue())).unwrap();
+                out[0].try_as_plain_ram().unwrap().as_slice::<f32>().unwrap().to_vec()
+            };
+            let (ours, theirs) = (run(rewritten), run(model.into_optimized().unwrap()));
+            assert_eq!(ours.len(), theirs.len());
+            assert!(theirs.iter().any(|&v| v == 6.0) && theirs.iter().any(|&v| v == 0.0), "the clamp is exercised");
+            for (a, b) in ours.iter().zip(&theirs) {
+                assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "{c}→{o}: {a} vs {b}");
+            }
+        }
+    }
+}
