@@ -192,10 +192,10 @@ mod tests {
             }
             let (x0, y0) = (x.floor() as i64, y.floor() as i64);
             let (fx, fy) = (x - x.floor(), y - y.floor());
-            for k in 0..3 {
+            for (k, &v) in p.iter().enumerate() {
                 let top = at(x0, y0, k) + (at(x0 + 1, y0, k) - at(x0, y0, k)) * fx;
                 let bottom = at(x0, y0 + 1, k) + (at(x0 + 1, y0 + 1, k) - at(x0, y0 + 1, k)) * fx;
-                assert_eq!(p[k], top + (bottom - top) * fy, "pixel {n}, channel {k}");
+                assert_eq!(v, top + (bottom - top) * fy, "pixel {n}, channel {k}");
             }
         }
     }

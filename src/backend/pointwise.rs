@@ -1,5 +1,7 @@
-//! A 1×1 conv over channels-first activations, with its bias and clamp, as
-//! one op: FaceRes's (MobileNet's) pointwise layers, most of its time.
+//! A 1×1 conv with its bias and clamp as one op: FaceRes's (MobileNet's)
+//! pointwise layers, most of its time. The activations come channels first,
+//! or, for FaceRes's second conv, channels last; the output goes channels
+//! first, as tract's declutter leaves these convs.
 //!
 //! tract runs these as a matrix product that first packs the activations
 //! into 16-pixel panels, then applies the bias and the ReLU6 in its
@@ -8,13 +10,15 @@
 //! here reads them in place, 6 output channels × 16 pixels to a tile of 12
 //! registers of sums, the weights packed once, at load, six to a channel.
 //! Pixels go in blocks whose activations fit in L2 while every output
-//! channel passes over them.
+//! channel passes over them. Few pixels (7×7 maps) or channels-last input
+//! take the other tiling: the activations packed into six-pixel panels, 16
+//! output channels × 6 pixels to a tile, the weights sixteen to a channel.
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::{einsum::EinSum, math::Add};
 
-use super::rewrite::{binary_with_const, clamp_after, const_values, per_channel, sole_successor};
+use super::rewrite::{binary_with_const, clamp_after, const_values, per_channel, replace_chain, sole_successor};
 
 /// Output channels per tile.
 const TILE: usize = 6;
@@ -31,7 +35,7 @@ const FEW_PIXELS: usize = 256;
 const BLOCK_BYTES: usize = 256 << 10;
 
 /// `y[o][p] = clamp(bias[o] + Σ_c w[o][c] · x[c][p], lo, hi)` over
-/// `[1,] C, H, W` into `[1,] O, H, W`.
+/// `[1,] C, H, W` (or `[1,] H, W, C`) into `[1,] O, H, W`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PointwiseConv {
     pub in_channels: usize,
@@ -163,7 +167,9 @@ impl PointwiseConv {
                         let (x0, x1) = if n == STRIP {
                             (_mm256_loadu_ps(row), _mm256_loadu_ps(row.add(8)))
                         } else {
-                            (_mm256_maskload_ps(row, m[0]), _mm256_maskload_ps(row.add(8), m[1]))
+                            // `wrapping_add`: past the row's end when n ≤ 8, where
+                            // the mask reads nothing.
+                            (_mm256_maskload_ps(row, m[0]), _mm256_maskload_ps(row.wrapping_add(8), m[1]))
                         };
                         let wc = w.add(ch * TILE);
                         for (j, a) in acc.iter_mut().enumerate() {
@@ -181,7 +187,7 @@ impl PointwiseConv {
                             _mm256_storeu_ps(dst.add(8), v1);
                         } else {
                             _mm256_maskstore_ps(dst, m[0], v0);
-                            _mm256_maskstore_ps(dst.add(8), m[1], v1);
+                            _mm256_maskstore_ps(dst.wrapping_add(8), m[1], v1);
                         }
                     }
                 }
@@ -303,15 +309,7 @@ pub(super) fn rewrite(model: &TypedModel, id: usize) -> TractResult<Option<Typed
     }
     let (lo, hi, end) = clamp_after(model, last)?;
     let op = PointwiseConv::new(c, o, pixels, channels_last, out_batch, &weights, &bias, lo, hi);
-    let ours: TVec<TDim> = op.output_shape(&shape)?.iter().map(|d| d.to_dim()).collect();
-    if ours[..] != *model.outlet_fact(OutletId::new(end.id, 0))?.shape {
-        return Ok(None);
-    }
-    let mut patch = TypedModelPatch::new(format!("{} to {} as one pointwise conv", node.name, end.name));
-    let input = patch.tap_model(model, node.inputs[0])?;
-    let wire = patch.wire_node(&end.name, op, &[input])?;
-    patch.shunt_outside(model, OutletId::new(end.id, 0), wire[0])?;
-    Ok(Some(patch))
+    replace_chain(model, node.inputs[0], node, end, op, "pointwise conv")
 }
 
 impl Op for PointwiseConv {
@@ -424,7 +422,7 @@ mod tests {
             };
             let (ours, theirs) = (run(rewritten), run(model.into_optimized().unwrap()));
             assert_eq!(ours.len(), theirs.len());
-            assert!(theirs.iter().any(|&v| v == 6.0) && theirs.iter().any(|&v| v == 0.0), "the clamp is exercised");
+            assert!(theirs.contains(&6.0) && theirs.contains(&0.0), "the clamp is exercised");
             for (a, b) in ours.iter().zip(&theirs) {
                 assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "{c}→{o}: {a} vs {b}");
             }

@@ -11,6 +11,8 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::MaxPool;
 
+use super::rewrite::{replace_chain, windows};
+
 /// `y[c][oy][ox]` = the largest `x[c][iy][ix]` in the window at
 /// `(oy·s − top, ox·s − left)`, `k` on each side; the padding never wins.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -28,9 +30,10 @@ impl MaxPool2d {
         ensure!(shape.len() == b + 3, "MaxPool2d: a rank-{} input", shape.len());
         let mut out: TVec<D> = shape.into();
         for axis in 0..2 {
-            let n = shape[b + 1 + axis].to_usize()? + self.pad_before[axis] + self.pad_after[axis];
-            ensure!(n >= self.kernel[axis], "MaxPool2d: input smaller than the window");
-            out[b + 1 + axis] = D::from((n - self.kernel[axis]) / self.stride[axis] + 1);
+            let (n, k, s) = (shape[b + 1 + axis].to_usize()?, self.kernel[axis], self.stride[axis]);
+            let o = windows(n, self.pad_before[axis], self.pad_after[axis], k, s)
+                .ok_or_else(|| format_err!("MaxPool2d: input smaller than the window"))?;
+            out[b + 1 + axis] = D::from(o);
         }
         Ok(out)
     }
@@ -117,11 +120,7 @@ pub(super) fn rewrite(model: &TypedModel, id: usize) -> TractResult<Option<Typed
     {
         return Ok(None);
     }
-    let ours = op.output_shape(&shape)?;
-    if ours.iter().map(|d| d.to_dim()).collect::<TVec<_>>()[..] != *node.outputs[0].fact.shape {
-        return Ok(None);
-    }
-    Ok(Some(TypedModelPatch::replace_single_op(model, node, &node.inputs, op)?))
+    replace_chain(model, node.inputs[0], node, node, op, "max pool")
 }
 
 impl Op for MaxPool2d {
@@ -147,7 +146,9 @@ impl EvalOp for MaxPool2d {
             let mut y = out.try_as_plain_ram_mut()?;
             let (x, y) = (x.as_slice::<f32>()?, y.as_slice_mut::<f32>()?);
             let mut columns = vec![f32::NEG_INFINITY; w + self.pad_before[1] + self.pad_after[1] + 2];
-            if h * w > 0 && oh * ow > 0 {
+            // The rewrite only takes tensors without an empty axis.
+            ensure!(h * w > 0 && oh * ow > 0, "MaxPool2d: an empty {shape:?} tensor");
+            {
                 for (plane, out) in x.chunks_exact(h * w).zip(y.chunks_exact_mut(oh * ow)) {
                     self.plane(plane, w, out, ow, &mut columns);
                 }

@@ -18,8 +18,8 @@
 //!   ([`depthwise::DepthwiseConv`]): FaceRes's MobileNet blocks and the
 //!   strided ones in the other models.
 //! - **Max pooling** as [`pool::MaxPool2d`], columns then rows.
-//! - **The remaining 1×1 convs** on channels-first activations, with their
-//!   bias and clamp, as [`pointwise::PointwiseConv`].
+//! - **The remaining 1×1 convs**, with their bias and clamp, as
+//!   [`pointwise::PointwiseConv`].
 //! - **The first conv** (up to four input channels), with the transpose
 //!   before it and the activation after it, as [`stem::StemConv`].
 //!
@@ -246,6 +246,40 @@ pub(super) fn clamp_after<'m>(model: &'m TypedModel, node: &'m TypedNode) -> Tra
     Ok((lo, hi, last))
 }
 
+/// The patch that puts `op`, reading `x`, in place of the nodes from `first`
+/// to `last` (one node when they are the same), or `None` where `op` would
+/// not give `last`'s shape from `x`'s: a tensor with an empty axis, an input
+/// smaller than the window, or any other shape tract computes differently.
+/// Our ops then never see a shape their kernels were not written for, and a
+/// model tract can run never fails to load because of a rewrite.
+pub(super) fn replace_chain<O: TypedOp>(
+    model: &TypedModel,
+    x: OutletId,
+    first: &TypedNode,
+    last: &TypedNode,
+    op: O,
+    what: &str,
+) -> TractResult<Option<TypedModelPatch>> {
+    let fact = model.outlet_fact(x)?;
+    let empty = fact.shape.as_concrete().is_none_or(|s| s.contains(&0));
+    let ours = if empty { None } else { op.output_facts(&[fact]).ok() };
+    let theirs = &model.outlet_fact(OutletId::new(last.id, 0))?.shape;
+    if ours.is_none_or(|f| f[0].shape != *theirs) {
+        return Ok(None);
+    }
+    let mut patch = TypedModelPatch::new(format!("{} to {} as one {what}", first.name, last.name));
+    let input = patch.tap_model(model, x)?;
+    let wire = patch.wire_node(&last.name, op, &[input])?;
+    patch.shunt_outside(model, OutletId::new(last.id, 0), wire[0])?;
+    Ok(Some(patch))
+}
+
+/// How many windows of `k` fit, `stride` apart, along an axis of `n` values
+/// padded with `before` and `after`; `None` when not even one does.
+pub(super) fn windows(n: usize, before: usize, after: usize, k: usize, stride: usize) -> Option<usize> {
+    (n + before + after).checked_sub(k).map(|d| d / stride + 1)
+}
+
 /// The values of a constant f32 outlet.
 pub(super) fn const_values(model: &TypedModel, outlet: OutletId) -> Option<Vec<f32>> {
     let k = model.outlet_fact(outlet).ok()?.konst.clone()?;
@@ -339,11 +373,7 @@ fn residual_separable(model: &TypedModel, id: usize) -> TractResult<Option<Typed
     }
 
     let op = ResidualSeparableConv::new(c, k, dw_kernel, dw_bias, pw_kernel, pw_bias, activation)?;
-    let mut patch = TypedModelPatch::new(format!("{} to {} as one block", dw.name, last.name));
-    let input = patch.tap_model(model, x)?;
-    let wire = patch.wire_node(&last.name, op, &[input])?;
-    patch.shunt_outside(model, OutletId::new(last.id, 0), wire[0])?;
-    Ok(Some(patch))
+    replace_chain(model, x, dw, last, op, "block")
 }
 
 /// `y = x < 0 ? α[c]·x : x`, where `c` is `x`'s index along `axis` (α holds
@@ -497,6 +527,25 @@ mod tests {
             let plain = model.into_optimized().unwrap();
             assert_close(&run(&rewritten, &x), &run(&plain, &x));
         }
+    }
+
+    /// Where a window is larger than its padded input (tract then gives an
+    /// empty axis), the rewrites step aside rather than fail the load.
+    #[test]
+    fn windows_larger_than_their_input_are_left_to_tract() {
+        use tract_onnx::tract_core::ops::cnn::MaxPool;
+        let mut model = TypedModel::default();
+        let x = model.add_source("x", f32::fact([1, 8, 2, 2])).unwrap();
+        let k = model.add_const("k", Tensor::from_shape(&[8, 1, 3, 3], &[0.5f32; 72]).unwrap()).unwrap();
+        let b = model.add_const("b", tensor1(&[0f32; 8])).unwrap();
+        let pool = PoolSpec::new(DataFormat::NCHW, tvec!(3, 3), PaddingSpec::Valid, None, None, 8, 8);
+        let dw = Conv { pool_spec: pool.clone(), kernel_fmt: KernelFormat::OIHW, group: 8, q_params: None };
+        let y = model.wire_node("dw", dw, &[x, k, b]).unwrap()[0];
+        let p = model.wire_node("pool", MaxPool { pool_spec: pool, with_index_outputs: None }, &[x]).unwrap()[0];
+        model.select_output_outlets(&[y, p]).unwrap();
+        let rewritten = super::super::cpu_passes(model).unwrap();
+        let ops: Vec<String> = rewritten.nodes().iter().map(|n| n.op().name().to_string()).collect();
+        assert!(!ops.iter().any(|o| o == "DepthwiseConv" || o == "MaxPool2d"), "{ops:?}");
     }
 
     #[test]

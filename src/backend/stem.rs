@@ -15,8 +15,8 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat};
 
-use super::depthwise::Layout;
-use super::rewrite::{clamp_after, const_values, each_channel, sole_successor, ChannelPrelu};
+use super::depthwise::{Layout, PhasePlanes};
+use super::rewrite::{clamp_after, const_values, each_channel, replace_chain, sole_successor, windows, ChannelPrelu};
 
 /// Output channels per tile: 6 × 2 registers of sums, 12 of AVX2's 16, so
 /// that enough independent FMAs are in flight to hide their latency.
@@ -75,9 +75,9 @@ impl StemConv {
         ensure!(shape[c].to_usize()? == self.in_channels, "StemConv: {} input channels", shape[c]);
         let mut size = [0; 2];
         for (axis, i) in [h, w].into_iter().enumerate() {
-            let n = shape[i].to_usize()? + self.pad_before[axis] + self.pad_after[axis];
-            ensure!(n >= self.k, "StemConv: input smaller than the kernel");
-            size[axis] = (n - self.k) / self.stride + 1;
+            let n = shape[i].to_usize()?;
+            size[axis] = windows(n, self.pad_before[axis], self.pad_after[axis], self.k, self.stride)
+                .ok_or_else(|| format_err!("StemConv: input smaller than the kernel"))?;
         }
         let (c, h, w) = Self::hw_axes(self.output);
         let mut out: TVec<D> = tvec![D::from(1); 4];
@@ -152,21 +152,17 @@ impl StemConv {
     unsafe fn rows_avx2(&self, x: &[f32], g: Geometry, out: &mut [f32]) {
         use std::arch::x86_64::*;
         let (k, s, cin, cout) = (self.k, self.stride, self.in_channels, self.out_channels);
-        // The padded input: per channel, `s` phase planes of `rows` rows of
-        // `len` values; padded column `col` is at phase `col % s`, index
-        // `col / s`. Every strip's last tap stays inside a row.
+        // The padded input, channel after channel.
         let rows = g.h + self.pad_before[0] + self.pad_after[0];
         let cols = g.w + self.pad_before[1] + self.pad_after[1];
         let wide = g.ow.div_ceil(STRIP) * STRIP;
-        let len = cols.div_ceil(s).max(wide + k / s);
-        let plane = s * rows * len;
+        let planes = PhasePlanes::new(rows, cols, s, wide, k);
+        let (len, plane) = (planes.len, planes.size());
         let mut buf = vec![0f32; cin * plane];
-        let shift = s - 1; // s is 1 or 2
         for iy in 0..g.h {
             let r = iy + self.pad_before[0];
             for ix in 0..g.w {
-                let col = ix + self.pad_before[1];
-                let at = ((col & shift) * rows + r) * len + (col >> shift);
+                let at = planes.at(r, ix + self.pad_before[1]);
                 for c in 0..cin {
                     buf[c * plane + at] = x[self.input_index(g, c, iy, ix)];
                 }
@@ -174,12 +170,8 @@ impl StemConv {
         }
         // Tap (c, ky, kx) reads at `offsets[·] + oy·s·len + x0`.
         let taps = cin * k * k;
-        let offsets: Vec<usize> = (0..taps)
-            .map(|t| {
-                let (c, ky, kx) = (t / (k * k), t / k % k, t % k);
-                c * plane + ((kx & shift) * rows + ky) * len + (kx >> shift)
-            })
-            .collect();
+        let offsets: Vec<usize> =
+            (0..cin).flat_map(|c| planes.taps(k).into_iter().map(move |t| c * plane + t)).collect();
         let (lo, hi, zero) = (_mm256_set1_ps(self.lo), _mm256_set1_ps(self.hi), _mm256_setzero_ps());
         // One output row, all channels, channels first.
         let mut row = vec![0f32; cout.div_ceil(TILE) * TILE * wide];
@@ -317,17 +309,7 @@ pub(super) fn rewrite(model: &TypedModel, id: usize) -> TractResult<Option<Typed
         hi,
         prelu,
     };
-    let in_shape = model.outlet_fact(x)?.shape.as_concrete().map(|s| s.to_vec());
-    let Some(in_shape) = in_shape else { return Ok(None) };
-    let ours: TVec<TDim> = op.output_shape(&in_shape)?.iter().map(|d| d.to_dim()).collect();
-    if ours[..] != *model.outlet_fact(OutletId::new(last.id, 0))?.shape {
-        return Ok(None);
-    }
-    let mut patch = TypedModelPatch::new(format!("{} to {} as one stem conv", node.name, last.name));
-    let tapped = patch.tap_model(model, x)?;
-    let wire = patch.wire_node(&last.name, op, &[tapped])?;
-    patch.shunt_outside(model, OutletId::new(last.id, 0), wire[0])?;
-    Ok(Some(patch))
+    replace_chain(model, x, node, last, op, "stem conv")
 }
 
 impl Op for StemConv {
@@ -472,7 +454,7 @@ mod tests {
             };
             let (ours, theirs) = (run(rewritten), run(model.into_optimized().unwrap()));
             assert_eq!(ours.len(), theirs.len());
-            assert!(theirs.iter().any(|&v| v == 6.0) && theirs.iter().any(|&v| v == 0.0), "the clamp is exercised");
+            assert!(theirs.contains(&6.0) && theirs.contains(&0.0), "the clamp is exercised");
             for (a, b) in ours.iter().zip(&theirs) {
                 assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "{format:?} {cin}→{cout}: {a} vs {b}");
             }
