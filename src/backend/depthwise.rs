@@ -14,7 +14,7 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat};
 
-use super::rewrite::{clamp_after, const_values, each_channel, replace_chain, windows};
+use super::rewrite::{clamp_after, const_values, each_channel, replace_chain, windows, write_f32};
 
 /// Where the channel axis is: `[N,] C, H, W` or `[N,] H, W, C`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -410,12 +410,7 @@ pub(super) fn rewrite(model: &TypedModel, id: usize) -> TractResult<Option<Typed
     replace_chain(model, x, node, last, op, "depthwise conv")
 }
 
-impl Op for DepthwiseConv {
-    fn name(&self) -> StaticName {
-        "DepthwiseConv".into()
-    }
-    op_as_typed_op!();
-}
+super::rewrite::f32_op!(DepthwiseConv, "DepthwiseConv");
 
 impl EvalOp for DepthwiseConv {
     op_out_of_plan!();
@@ -427,23 +422,11 @@ impl EvalOp for DepthwiseConv {
         let (c, h, w) = self.axes();
         ensure!(shape[c] == self.channels, "DepthwiseConv: {} channels, not {}", shape[c], self.channels);
         let plane = Plane { h: shape[h], w: shape[w], oh: out_shape[h], ow: out_shape[w] };
-        // SAFETY: every element of the output is written before it is read.
-        let mut out = unsafe { Tensor::uninitialized::<f32>(&out_shape)? };
-        {
-            let x = x.try_as_plain_ram()?;
-            let mut y = out.try_as_plain_ram_mut()?;
-            self.run(x.as_slice::<f32>()?, plane, y.as_slice_mut::<f32>()?);
-        }
-        Ok(tvec!(out.into_tvalue()))
+        write_f32(&x, &out_shape, |x, y| {
+            self.run(x, plane, y);
+            Ok(())
+        })
     }
-}
-
-impl TypedOp for DepthwiseConv {
-    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        ensure!(inputs.len() == 1 && inputs[0].datum_type == f32::datum_type(), "DepthwiseConv takes one f32 tensor");
-        Ok(tvec!(f32::fact(self.output_shape(&inputs[0].shape)?)))
-    }
-    as_op!();
 }
 
 #[cfg(all(test, target_arch = "x86_64"))]
@@ -455,9 +438,7 @@ mod tests {
         if !super::super::separable::available() {
             return;
         }
-        let values = |n: usize, seed: usize| -> Vec<f32> {
-            (0..n).map(|i| (((i + seed) * 7919 % 61) as f32 - 30.0) / 40.0).collect()
-        };
+        let values = |n, seed| super::super::rewrite::test_values(n, seed, 40.0);
         // Widths below, across and past each strip; both strides; SAME
         // padding that is symmetric and TF's that pads only after.
         for (layout, c, h, w, k, stride, before, after) in [
@@ -499,15 +480,13 @@ mod tests {
     /// the rewritten graph.
     #[test]
     fn a_depthwise_conv_and_its_clamp_become_one_op_with_the_same_values() {
+        use super::super::rewrite::check_relu6_rewrite;
         use tract_onnx::tract_core::ops::cnn::{PaddingSpec, PoolSpec};
-        use tract_onnx::tract_core::ops::math::{max, min};
         use tract_onnx::tract_core::ops::nn::DataFormat;
         if !super::super::separable::available() {
             return;
         }
-        let values = |n: usize, seed: usize| -> Vec<f32> {
-            (0..n).map(|i| (((i + seed) * 7919 % 61) as f32 - 30.0) / 9.0).collect()
-        };
+        let values = |n, seed| super::super::rewrite::test_values(n, seed, 9.0);
         for (format, c, hw, stride, padding) in [
             (DataFormat::NCHW, 6, 13, 2, PaddingSpec::SameUpper),
             (DataFormat::NCHW, 5, 20, 1, PaddingSpec::SameUpper),
@@ -523,28 +502,10 @@ mod tests {
             let strides = Some(tvec!(stride, stride));
             let pool = PoolSpec::new(format, tvec!(3, 3), padding, None, strides, c, c);
             let conv = Conv { pool_spec: pool, kernel_fmt: KernelFormat::OIHW, group: c, q_params: None };
-            let mut y = model.wire_node("dw", conv, &[x, kernel, bias]).unwrap()[0];
-            let zero = model.add_const("zero", Tensor::from_shape(&[1, 1, 1, 1], &[0f32]).unwrap()).unwrap();
-            let six = model.add_const("six", Tensor::from_shape(&[1, 1, 1, 1], &[6f32]).unwrap()).unwrap();
-            y = model.wire_node("relu", max(), &[y, zero]).unwrap()[0];
-            y = model.wire_node("relu6", min(), &[y, six]).unwrap()[0];
-            y = model.wire_node("again", max(), &[y, zero]).unwrap()[0];
-            model.select_output_outlets(&[y]).unwrap();
-
-            let rewritten = super::super::cpu_passes(model.clone()).unwrap();
-            let ops: Vec<String> = rewritten.nodes().iter().map(|n| n.op().name().to_string()).collect();
-            assert_eq!(ops, ["Source", "DepthwiseConv"], "{format:?} c {c} stride {stride}");
+            let y = model.wire_node("dw", conv, &[x, kernel, bias]).unwrap()[0];
             let input = Tensor::from_shape(&shape, &values(shape.iter().product(), 5)).unwrap();
-            let run = |m: TypedModel| -> Vec<f32> {
-                let out = m.into_runnable().unwrap().run(tvec!(input.clone().into_tvalue())).unwrap();
-                out[0].try_as_plain_ram().unwrap().as_slice::<f32>().unwrap().to_vec()
-            };
-            let (ours, theirs) = (run(rewritten), run(model.into_optimized().unwrap()));
-            assert_eq!(ours.len(), theirs.len());
-            assert!(theirs.contains(&6.0) && theirs.contains(&0.0), "the clamp is exercised");
-            for (a, b) in ours.iter().zip(&theirs) {
-                assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{format:?} c {c} stride {stride}: {a} vs {b}");
-            }
+            let ops = check_relu6_rewrite(model, y, &input, 1e-5);
+            assert_eq!(ops, ["Source", "DepthwiseConv"], "{format:?} c {c} stride {stride}");
         }
     }
 }

@@ -18,7 +18,9 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::{einsum::EinSum, math::Add};
 
-use super::rewrite::{binary_with_const, clamp_after, const_values, per_channel, replace_chain, sole_successor};
+use super::rewrite::{
+    binary_with_const, clamp_after, const_values, per_channel, replace_chain, sole_successor, write_f32,
+};
 
 /// Output channels per tile.
 const TILE: usize = 6;
@@ -312,12 +314,7 @@ pub(super) fn rewrite(model: &TypedModel, id: usize) -> TractResult<Option<Typed
     replace_chain(model, node.inputs[0], node, end, op, "pointwise conv")
 }
 
-impl Op for PointwiseConv {
-    fn name(&self) -> StaticName {
-        "PointwiseConv".into()
-    }
-    op_as_typed_op!();
-}
+super::rewrite::f32_op!(PointwiseConv, "PointwiseConv");
 
 impl EvalOp for PointwiseConv {
     op_out_of_plan!();
@@ -327,34 +324,22 @@ impl EvalOp for PointwiseConv {
         let shape = x.shape().to_vec();
         let out_shape = self.output_shape(&shape)?;
         let p = shape.iter().product::<usize>() / self.in_channels.max(1);
-        // SAFETY: every element of the output is written before it is read.
-        let mut out = unsafe { Tensor::uninitialized::<f32>(&out_shape)? };
-        {
-            let x = x.try_as_plain_ram()?;
-            let mut y = out.try_as_plain_ram_mut()?;
-            self.run(x.as_slice::<f32>()?, p, y.as_slice_mut::<f32>()?);
-        }
-        Ok(tvec!(out.into_tvalue()))
+        write_f32(&x, &out_shape, |x, y| {
+            self.run(x, p, y);
+            Ok(())
+        })
     }
-}
-
-impl TypedOp for PointwiseConv {
-    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        ensure!(inputs.len() == 1 && inputs[0].datum_type == f32::datum_type(), "PointwiseConv takes one f32 tensor");
-        Ok(tvec!(f32::fact(self.output_shape(&inputs[0].shape)?)))
-    }
-    as_op!();
 }
 
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
+    use super::super::rewrite::check_relu6_rewrite;
     use super::*;
     use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec, PoolSpec};
-    use tract_onnx::tract_core::ops::math::{max, min};
     use tract_onnx::tract_core::ops::nn::DataFormat;
 
     fn values(n: usize, seed: usize) -> Vec<f32> {
-        (0..n).map(|i| (((i + seed) * 7919 % 61) as f32 - 30.0) / 20.0).collect()
+        super::super::rewrite::test_values(n, seed, 20.0)
     }
 
     #[test]
@@ -391,7 +376,7 @@ mod tests {
             let shape: TVec<usize> = if channels_last { tvec!(1, hw, hw, c) } else { tvec!(1, c, hw, hw) };
             let mut model = TypedModel::default();
             let x = model.add_source("x", f32::fact(&shape)).unwrap();
-            let mut y = if channels_last {
+            let y = if channels_last {
                 let w = model.add_const("w", Tensor::from_shape(&[o, c], &values(o * c, 1)).unwrap()).unwrap();
                 let axes = "NHWI,OI->OHW".parse().unwrap();
                 let y = model.wire_node("pw", EinSum::new(axes, f32::datum_type()), &[x, w]).unwrap()[0];
@@ -404,28 +389,9 @@ mod tests {
                 let conv = Conv { pool_spec: pool, kernel_fmt: KernelFormat::OIHW, group: 1, q_params: None };
                 model.wire_node("conv", conv, &[x, k, b]).unwrap()[0]
             };
-            let rank = model.outlet_fact(y).unwrap().rank();
-            let scalar = |v: f32| Tensor::from_shape(&vec![1; rank], &[v]).unwrap();
-            let zero = model.add_const("zero", scalar(0.0)).unwrap();
-            let six = model.add_const("six", scalar(6.0)).unwrap();
-            y = model.wire_node("relu", max(), &[y, zero]).unwrap()[0];
-            y = model.wire_node("relu6", min(), &[y, six]).unwrap()[0];
-            model.select_output_outlets(&[y]).unwrap();
-
-            let rewritten = super::super::cpu_passes(model.clone()).unwrap();
-            let ops: Vec<String> = rewritten.nodes().iter().map(|n| n.op().name().to_string()).collect();
-            assert!(ops.contains(&"PointwiseConv".to_string()) && ops.len() <= 3, "{c}→{o}: {ops:?}");
             let input = Tensor::from_shape(&shape, &values(shape.iter().product(), 5)).unwrap();
-            let run = |m: TypedModel| -> Vec<f32> {
-                let out = m.into_runnable().unwrap().run(tvec!(input.clone().into_tvalue())).unwrap();
-                out[0].try_as_plain_ram().unwrap().as_slice::<f32>().unwrap().to_vec()
-            };
-            let (ours, theirs) = (run(rewritten), run(model.into_optimized().unwrap()));
-            assert_eq!(ours.len(), theirs.len());
-            assert!(theirs.contains(&6.0) && theirs.contains(&0.0), "the clamp is exercised");
-            for (a, b) in ours.iter().zip(&theirs) {
-                assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "{c}→{o}: {a} vs {b}");
-            }
+            let ops = check_relu6_rewrite(model, y, &input, 1e-4);
+            assert!(ops.contains(&"PointwiseConv".to_string()) && ops.len() <= 3, "{c}→{o}: {ops:?}");
         }
     }
 }

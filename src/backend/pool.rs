@@ -11,7 +11,7 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::MaxPool;
 
-use super::rewrite::{replace_chain, windows};
+use super::rewrite::{replace_chain, windows, write_f32};
 
 /// `y[c][oy][ox]` = the largest `x[c][iy][ix]` in the window at
 /// `(oy·s − top, ox·s − left)`, `k` on each side; the padding never wins.
@@ -123,12 +123,7 @@ pub(super) fn rewrite(model: &TypedModel, id: usize) -> TractResult<Option<Typed
     replace_chain(model, node.inputs[0], node, node, op, "max pool")
 }
 
-impl Op for MaxPool2d {
-    fn name(&self) -> StaticName {
-        "MaxPool2d".into()
-    }
-    op_as_typed_op!();
-}
+super::rewrite::f32_op!(MaxPool2d, "MaxPool2d");
 
 impl EvalOp for MaxPool2d {
     op_out_of_plan!();
@@ -139,31 +134,17 @@ impl EvalOp for MaxPool2d {
         let out_shape = self.output_shape(&shape)?;
         let b = self.batch as usize;
         let (h, w, oh, ow) = (shape[b + 1], shape[b + 2], out_shape[b + 1], out_shape[b + 2]);
-        // SAFETY: every element of the output is written before it is read.
-        let mut out = unsafe { Tensor::uninitialized::<f32>(&out_shape)? };
-        {
-            let x = x.try_as_plain_ram()?;
-            let mut y = out.try_as_plain_ram_mut()?;
-            let (x, y) = (x.as_slice::<f32>()?, y.as_slice_mut::<f32>()?);
+        // The rewrite only takes tensors without an empty axis: every plane
+        // below is written.
+        ensure!(h * w > 0 && oh * ow > 0, "MaxPool2d: an empty {shape:?} tensor");
+        write_f32(&x, &out_shape, |x, y| {
             let mut columns = vec![f32::NEG_INFINITY; w + self.pad_before[1] + self.pad_after[1] + 2];
-            // The rewrite only takes tensors without an empty axis.
-            ensure!(h * w > 0 && oh * ow > 0, "MaxPool2d: an empty {shape:?} tensor");
-            {
-                for (plane, out) in x.chunks_exact(h * w).zip(y.chunks_exact_mut(oh * ow)) {
-                    self.plane(plane, w, out, ow, &mut columns);
-                }
+            for (plane, out) in x.chunks_exact(h * w).zip(y.chunks_exact_mut(oh * ow)) {
+                self.plane(plane, w, out, ow, &mut columns);
             }
-        }
-        Ok(tvec!(out.into_tvalue()))
+            Ok(())
+        })
     }
-}
-
-impl TypedOp for MaxPool2d {
-    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        ensure!(inputs.len() == 1 && inputs[0].datum_type == f32::datum_type(), "MaxPool2d takes one f32 tensor");
-        Ok(tvec!(f32::fact(self.output_shape(&inputs[0].shape)?)))
-    }
-    as_op!();
 }
 
 #[cfg(test)]

@@ -274,6 +274,87 @@ pub(super) fn replace_chain<O: TypedOp>(
     Ok(Some(patch))
 }
 
+/// tract's `Op` and `TypedOp` for one of our ops that takes one f32 tensor
+/// and gives one, `self.output_shape(input shape)`; its `EvalOp` is its own.
+macro_rules! f32_op {
+    ($op:ty, $name:literal) => {
+        impl Op for $op {
+            fn name(&self) -> StaticName {
+                $name.into()
+            }
+            op_as_typed_op!();
+        }
+
+        impl TypedOp for $op {
+            fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+                ensure!(
+                    inputs.len() == 1 && inputs[0].datum_type == f32::datum_type(),
+                    concat!($name, " takes one f32 tensor")
+                );
+                Ok(tvec!(f32::fact(self.output_shape(&inputs[0].shape)?)))
+            }
+            as_op!();
+        }
+    };
+}
+pub(super) use f32_op;
+
+/// Test values: `n` of them, spread over ±30/`scale`, no two neighbours
+/// alike, different for each `seed`.
+#[cfg(test)]
+pub(super) fn test_values(n: usize, seed: usize, scale: f32) -> Vec<f32> {
+    (0..n).map(|i| (((i + seed) * 7919 % 61) as f32 - 30.0) / scale).collect()
+}
+
+/// Test: `y` of `model` through ReLU6 as tract meets it (max 0, min 6, max
+/// 0 again), made the output; the rewritten model must give tract's own
+/// values on `input` within `tol` (relative), with both ends of the clamp
+/// reached. Returns the rewritten model's op names.
+#[cfg(test)]
+pub(super) fn check_relu6_rewrite(mut model: TypedModel, y: OutletId, input: &Tensor, tol: f32) -> Vec<String> {
+    use tract_onnx::tract_core::ops::math::{max, min};
+    let rank = model.outlet_fact(y).unwrap().rank();
+    let scalar = |v: f32| Tensor::from_shape(&vec![1; rank], &[v]).unwrap();
+    let zero = model.add_const("zero", scalar(0.0)).unwrap();
+    let six = model.add_const("six", scalar(6.0)).unwrap();
+    let y = model.wire_node("relu", max(), &[y, zero]).unwrap()[0];
+    let y = model.wire_node("relu6", min(), &[y, six]).unwrap()[0];
+    let y = model.wire_node("again", max(), &[y, zero]).unwrap()[0];
+    model.select_output_outlets(&[y]).unwrap();
+
+    let rewritten = super::cpu_passes(model.clone()).unwrap();
+    let ops = rewritten.nodes().iter().map(|n| n.op().name().to_string()).collect();
+    let run = |m: TypedModel| -> Vec<f32> {
+        let out = m.into_runnable().unwrap().run(tvec!(input.clone().into_tvalue())).unwrap();
+        out[0].try_as_plain_ram().unwrap().as_slice::<f32>().unwrap().to_vec()
+    };
+    let (ours, theirs) = (run(rewritten), run(model.into_optimized().unwrap()));
+    assert_eq!(ours.len(), theirs.len());
+    assert!(theirs.contains(&6.0) && theirs.contains(&0.0), "the clamp is exercised");
+    for (a, b) in ours.iter().zip(&theirs) {
+        assert!((a - b).abs() <= tol * (1.0 + b.abs()), "{ops:?}: {a} vs {b}");
+    }
+    ops
+}
+
+/// The output of one of our f32 ops: a `shape` tensor that `fill` writes
+/// from the input's values. `fill` must write every element (each kernel
+/// covers its whole output); the tensor is allocated without zeroing.
+pub(super) fn write_f32(
+    x: &TValue,
+    shape: &[usize],
+    fill: impl FnOnce(&[f32], &mut [f32]) -> TractResult<()>,
+) -> TractResult<TVec<TValue>> {
+    // SAFETY: `fill` writes every element before anything reads it.
+    let mut out = unsafe { Tensor::uninitialized::<f32>(shape)? };
+    {
+        let x = x.try_as_plain_ram()?;
+        let mut y = out.try_as_plain_ram_mut()?;
+        fill(x.as_slice::<f32>()?, y.as_slice_mut::<f32>()?)?;
+    }
+    Ok(tvec!(out.into_tvalue()))
+}
+
 /// How many windows of `k` fit, `stride` apart, along an axis of `n` values
 /// padded with `before` and `after`; `None` when not even one does.
 pub(super) fn windows(n: usize, before: usize, after: usize, k: usize, stride: usize) -> Option<usize> {
@@ -481,9 +562,7 @@ mod tests {
     fn separable_block(c: usize, h: usize, w: usize, k: usize, prelu: bool) -> TypedModel {
         let mut model = TypedModel::default();
         let x = model.add_source("x", f32::fact([1, c, h, w])).unwrap();
-        let values = |n: usize, seed: usize| -> Vec<f32> {
-            (0..n).map(|i| (((i + seed) * 7919 % 61) as f32 - 30.0) / 40.0).collect()
-        };
+        let values = |n, seed| test_values(n, seed, 40.0);
         let dk = model.add_const("dk", Tensor::from_shape(&[c, 1, k, k], &values(c * k * k, 1)).unwrap()).unwrap();
         let db = model.add_const("db", tensor1(&values(c, 2))).unwrap();
         let pool = PoolSpec::new(DataFormat::NCHW, tvec!(k, k), PaddingSpec::SameUpper, None, None, c, c);

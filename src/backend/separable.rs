@@ -294,14 +294,10 @@ impl EvalOp for ResidualSeparableConv {
             "ResidualSeparableConv takes [1, {}, H, W], not {shape:?}",
             self.channels
         );
-        // SAFETY: every element of the output is written before it is read.
-        let mut out = unsafe { Tensor::uninitialized::<f32>(&shape)? };
-        {
-            let x = x.try_as_plain_ram()?;
-            let mut y = out.try_as_plain_ram_mut()?;
-            self.run(x.as_slice::<f32>()?, shape[2], shape[3], y.as_slice_mut::<f32>()?);
-        }
-        Ok(tvec!(out.into_tvalue()))
+        super::rewrite::write_f32(&x, &shape, |x, y| {
+            self.run(x, shape[2], shape[3], y);
+            Ok(())
+        })
     }
 }
 
@@ -326,9 +322,7 @@ mod tests {
         if !available() {
             return;
         }
-        let values = |n: usize, seed: usize| -> Vec<f32> {
-            (0..n).map(|i| (((i + seed) * 7919 % 61) as f32 - 30.0) / 40.0).collect()
-        };
+        let values = |n, seed| super::super::rewrite::test_values(n, seed, 40.0);
         for (c, h, w, k, activation) in [
             (5, 7, 37, 3, Activation::Relu),
             (24, 4, 128, 3, Activation::Prelu(values(24, 9))),

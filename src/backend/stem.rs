@@ -16,7 +16,9 @@ use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat};
 
 use super::depthwise::{Layout, PhasePlanes};
-use super::rewrite::{clamp_after, const_values, each_channel, replace_chain, sole_successor, windows, ChannelPrelu};
+use super::rewrite::{
+    clamp_after, const_values, each_channel, replace_chain, sole_successor, windows, write_f32, ChannelPrelu,
+};
 
 /// Output channels per tile: 6 × 2 registers of sums, 12 of AVX2's 16, so
 /// that enough independent FMAs are in flight to hide their latency.
@@ -312,12 +314,7 @@ pub(super) fn rewrite(model: &TypedModel, id: usize) -> TractResult<Option<Typed
     replace_chain(model, x, node, last, op, "stem conv")
 }
 
-impl Op for StemConv {
-    fn name(&self) -> StaticName {
-        "StemConv".into()
-    }
-    op_as_typed_op!();
-}
+super::rewrite::f32_op!(StemConv, "StemConv");
 
 impl EvalOp for StemConv {
     op_out_of_plan!();
@@ -329,34 +326,22 @@ impl EvalOp for StemConv {
         let (_, h, w) = Self::hw_axes(self.input);
         let (_, oh, ow) = Self::hw_axes(self.output);
         let g = Geometry { h: shape[h], w: shape[w], oh: out_shape[oh], ow: out_shape[ow] };
-        // SAFETY: every element of the output is written before it is read.
-        let mut out = unsafe { Tensor::uninitialized::<f32>(&out_shape)? };
-        {
-            let x = x.try_as_plain_ram()?;
-            let mut y = out.try_as_plain_ram_mut()?;
-            self.run(x.as_slice::<f32>()?, g, y.as_slice_mut::<f32>()?);
-        }
-        Ok(tvec!(out.into_tvalue()))
+        write_f32(&x, &out_shape, |x, y| {
+            self.run(x, g, y);
+            Ok(())
+        })
     }
-}
-
-impl TypedOp for StemConv {
-    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        ensure!(inputs.len() == 1 && inputs[0].datum_type == f32::datum_type(), "StemConv takes one f32 tensor");
-        Ok(tvec!(f32::fact(self.output_shape(&inputs[0].shape)?)))
-    }
-    as_op!();
 }
 
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
+    use super::super::rewrite::check_relu6_rewrite;
     use super::*;
     use tract_onnx::tract_core::ops::cnn::{PaddingSpec, PoolSpec};
-    use tract_onnx::tract_core::ops::math::{max, min};
     use tract_onnx::tract_core::ops::nn::DataFormat;
 
     fn values(n: usize, seed: usize) -> Vec<f32> {
-        (0..n).map(|i| (((i + seed) * 7919 % 61) as f32 - 30.0) / 20.0).collect()
+        super::super::rewrite::test_values(n, seed, 20.0)
     }
 
     #[test]
@@ -437,27 +422,10 @@ mod tests {
             let bias = model.add_const("b", tensor1(&values(cout, 2))).unwrap();
             let pool = PoolSpec::new(format, tvec!(k, k), PaddingSpec::SameUpper, None, Some(tvec!(2, 2)), cin, cout);
             let conv = Conv { pool_spec: pool, kernel_fmt: KernelFormat::OIHW, group: 1, q_params: None };
-            let mut y = model.wire_node("conv", conv, &[x, kernel, bias]).unwrap()[0];
-            let zero = model.add_const("zero", Tensor::from_shape(&[1, 1, 1, 1], &[0f32]).unwrap()).unwrap();
-            let six = model.add_const("six", Tensor::from_shape(&[1, 1, 1, 1], &[6f32]).unwrap()).unwrap();
-            y = model.wire_node("relu", max(), &[y, zero]).unwrap()[0];
-            y = model.wire_node("relu6", min(), &[y, six]).unwrap()[0];
-            model.select_output_outlets(&[y]).unwrap();
-
-            let rewritten = super::super::cpu_passes(model.clone()).unwrap();
-            let ops: Vec<String> = rewritten.nodes().iter().map(|n| n.op().name().to_string()).collect();
-            assert_eq!(ops, ["Source", "StemConv"], "{format:?} {cin}→{cout}");
+            let y = model.wire_node("conv", conv, &[x, kernel, bias]).unwrap()[0];
             let input = Tensor::from_shape(&shape, &values(shape.iter().product(), 5)).unwrap();
-            let run = |m: TypedModel| -> Vec<f32> {
-                let out = m.into_runnable().unwrap().run(tvec!(input.clone().into_tvalue())).unwrap();
-                out[0].try_as_plain_ram().unwrap().as_slice::<f32>().unwrap().to_vec()
-            };
-            let (ours, theirs) = (run(rewritten), run(model.into_optimized().unwrap()));
-            assert_eq!(ours.len(), theirs.len());
-            assert!(theirs.contains(&6.0) && theirs.contains(&0.0), "the clamp is exercised");
-            for (a, b) in ours.iter().zip(&theirs) {
-                assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "{format:?} {cin}→{cout}: {a} vs {b}");
-            }
+            let ops = check_relu6_rewrite(model, y, &input, 1e-4);
+            assert_eq!(ops, ["Source", "StemConv"], "{format:?} {cin}→{cout}");
         }
     }
 }
