@@ -75,34 +75,26 @@ pub fn sample_rgb(frame: &RgbImage, map: &Affine, w: u32, h: u32) -> Vec<[f32; 3
         let i = ((y * fw + x) * 3) as usize;
         [raw[i] as f32, raw[i + 1] as f32, raw[i + 2] as f32]
     };
-    let (last_x, last_y) = ((fw - 1) as f32, (fh - 1) as f32);
-    let stride = fw as usize * 3;
     #[cfg(target_arch = "x86_64")]
-    let sse41 = is_x86_feature_detected!("sse4.1");
+    let (sse41, stride, last_x, last_y) =
+        (is_x86_feature_detected!("sse4.1"), fw as usize * 3, (fw - 1) as f32, (fh - 1) as f32);
     let mut out = vec![[0.0; 3]; (w * h) as usize];
     for v in 0..h {
         for (u, rgb) in out[(v * w) as usize..][..w as usize].iter_mut().enumerate() {
             let (x, y) = map.apply(u as f32, v as f32);
-            if x >= 0.0 && y >= 0.0 && x < last_x && y < last_y {
-                // All four neighbours inside: no clamping, and the floor of a
-                // non-negative value is its truncation.
+            // All four neighbours inside the frame: no clamping, the floor of
+            // a non-negative value is its truncation (no call to `floorf`),
+            // and the three channels go in one register.
+            #[cfg(target_arch = "x86_64")]
+            if sse41 && x >= 0.0 && y >= 0.0 && x < last_x && y < last_y {
                 let (xi, yi) = (x as i32 as usize, y as i32 as usize);
-                let (fx, fy) = (x - xi as f32, y - yi as f32);
                 let i = yi * stride + xi * 3;
-                #[cfg(target_arch = "x86_64")]
-                if sse41 && i + stride + 8 <= raw.len() {
+                if i + stride + 8 <= raw.len() {
                     // SAFETY: SSE4.1 was detected, and both 8-byte loads end
                     // inside `raw` (checked just above).
-                    *rgb = unsafe { bilinear_sse41(raw.as_ptr().add(i), stride, fx, fy) };
+                    *rgb = unsafe { bilinear_sse41(raw.as_ptr().add(i), stride, x - xi as f32, y - yi as f32) };
                     continue;
                 }
-                let (top, bottom) = (&raw[i..i + 6], &raw[i + stride..i + stride + 6]);
-                for k in 0..3 {
-                    let t = top[k] as f32 + (top[k + 3] as f32 - top[k] as f32) * fx;
-                    let b = bottom[k] as f32 + (bottom[k + 3] as f32 - bottom[k] as f32) * fx;
-                    rgb[k] = t + (b - t) * fy;
-                }
-                continue;
             }
             if !(x > -1.0 && y > -1.0 && x < fw as f32 && y < fh as f32) {
                 // Left black.
