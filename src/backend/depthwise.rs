@@ -14,13 +14,26 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat};
 
-use super::rewrite::{clamp_after, const_values, each_channel, replace_chain, windows, write_f32};
+use super::op::{write_f32, Padding};
+use super::rewrite::{clamp_after, const_values, each_channel, replace_chain};
 
 /// Where the channel axis is: `[N,] C, H, W` or `[N,] H, W, C`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Layout {
     ChannelsFirst,
     ChannelsLast,
+}
+
+impl Layout {
+    /// The (channel, row, column) axes of a tensor in this layout, after a
+    /// leading batch axis where `batch`.
+    pub fn axes(self, batch: bool) -> (usize, usize, usize) {
+        let b = batch as usize;
+        match self {
+            Layout::ChannelsFirst => (b, b + 1, b + 2),
+            Layout::ChannelsLast => (b + 2, b, b + 1),
+        }
+    }
 }
 
 /// `y = clamp(bias + dw(x), lo, hi)` over `[1, C, H, W]`, `[C, H, W]`,
@@ -33,10 +46,7 @@ pub struct DepthwiseConv {
     pub channels: usize,
     pub k: usize,
     pub stride: usize,
-    /// Zero rows and columns before and after the input, `[top, left]` and
-    /// `[bottom, right]`.
-    pub pad_before: [usize; 2],
-    pub pad_after: [usize; 2],
+    pub pad: Padding,
     /// `[C][k][k]`.
     pub kernel: Vec<f32>,
     pub bias: Vec<f32>,
@@ -52,6 +62,7 @@ impl Eq for DepthwiseConv {}
 /// half-width planes, the even and the odd padded columns, so that every
 /// tap of a strided window reads a contiguous run. `stride` phase planes of
 /// `rows` rows of `len` values; stride 1 or 2 only.
+#[cfg(target_arch = "x86_64")]
 #[derive(Clone, Copy)]
 pub(super) struct PhasePlanes {
     pub rows: usize,
@@ -59,6 +70,7 @@ pub(super) struct PhasePlanes {
     pub stride: usize,
 }
 
+#[cfg(target_arch = "x86_64")]
 impl PhasePlanes {
     /// For an input of `rows` × `cols` padded values, whose output rows
     /// are computed `wide` pixels at a time (the tail past the output's
@@ -97,20 +109,12 @@ struct Plane {
 }
 
 impl DepthwiseConv {
-    fn axes(&self) -> (usize, usize, usize) {
-        let b = self.batch as usize;
-        match self.layout {
-            Layout::ChannelsFirst => (b, b + 1, b + 2),
-            Layout::ChannelsLast => (b + 2, b, b + 1),
-        }
-    }
-
     fn output_size(&self, input: usize, axis: usize) -> Option<usize> {
-        windows(input, self.pad_before[axis], self.pad_after[axis], self.k, self.stride)
+        self.pad.windows(axis, input, self.k, self.stride)
     }
 
     fn output_shape<D: DimLike>(&self, shape: &[D]) -> TractResult<TVec<D>> {
-        let (c, h, w) = self.axes();
+        let (c, h, w) = self.layout.axes(self.batch);
         ensure!(shape.len() == w.max(c) + 1, "DepthwiseConv: a rank-{} input", shape.len());
         let mut out: TVec<D> = shape.into();
         for (axis, i) in [h, w].into_iter().enumerate() {
@@ -123,7 +127,7 @@ impl DepthwiseConv {
 
     fn run(&self, x: &[f32], plane: Plane, out: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
-        if super::separable::available() {
+        if super::op::available() {
             // SAFETY: `available` checked the features.
             return unsafe {
                 match self.layout {
@@ -149,8 +153,8 @@ impl DepthwiseConv {
                     for ky in 0..k {
                         for kx in 0..k {
                             let (Some(iy), Some(ix)) = (
-                                (oy * s + ky).checked_sub(self.pad_before[0]),
-                                (ox * s + kx).checked_sub(self.pad_before[1]),
+                                (oy * s + ky).checked_sub(self.pad.before[0]),
+                                (ox * s + kx).checked_sub(self.pad.before[1]),
                             ) else {
                                 continue;
                             };
@@ -179,8 +183,7 @@ impl DepthwiseConv {
         } else {
             32
         };
-        let rows = p.h + self.pad_before[0] + self.pad_after[0];
-        let cols = p.w + self.pad_before[1] + self.pad_after[1];
+        let (rows, cols) = (self.pad.padded(0, p.h), self.pad.padded(1, p.w));
         let planes = PhasePlanes::new(rows, cols, s, p.ow.div_ceil(strips) * strips, k);
         let len = planes.len;
         let mut buf = vec![0f32; planes.size()];
@@ -189,8 +192,8 @@ impl DepthwiseConv {
         for ch in 0..self.channels {
             let plane = &x[ch * p.h * p.w..][..p.h * p.w];
             for (iy, row) in plane.chunks_exact(p.w).enumerate() {
-                let r = iy + self.pad_before[0];
-                let left = self.pad_before[1];
+                let r = iy + self.pad.before[0];
+                let left = self.pad.before[1];
                 if s == 1 {
                     // Rows are short (7 to 112 values): a call to memcpy per
                     // row cost more than the copy.
@@ -305,14 +308,14 @@ impl DepthwiseConv {
             (first, last.max(first))
         };
         for oy in 0..p.oh {
-            let (ky0, ky1) = inside(oy, self.pad_before[0], p.h);
+            let (ky0, ky1) = inside(oy, self.pad.before[0], p.h);
             for ox in 0..p.ow {
-                let (kx0, kx1) = inside(ox, self.pad_before[1], p.w);
+                let (kx0, kx1) = inside(ox, self.pad.before[1], p.w);
                 let dst = out.as_mut_ptr().add((oy * p.ow + ox) * c);
                 // The input pixel under tap (0, 0), which may lie in the
                 // padding: only taps inside are read.
                 let at = |ky: usize, kx: usize| {
-                    ((oy * s + ky - self.pad_before[0]) * p.w + ox * s + kx - self.pad_before[1]) * c
+                    ((oy * s + ky - self.pad.before[0]) * p.w + ox * s + kx - self.pad.before[1]) * c
                 };
                 let mut c0 = 0;
                 // 32 channels at a time: four independent chains.
@@ -355,7 +358,7 @@ impl DepthwiseConv {
 pub(super) fn rewrite(model: &TypedModel, id: usize) -> TractResult<Option<TypedModelPatch>> {
     let node = model.node(id);
     let Some(conv) = node.op_as::<Conv>() else { return Ok(None) };
-    if !super::separable::available() || conv.q_params.is_some() || node.inputs.len() != 3 {
+    if !super::op::available() || conv.q_params.is_some() || node.inputs.len() != 3 {
         return Ok(None);
     }
     let x = node.inputs[0];
@@ -391,15 +394,13 @@ pub(super) fn rewrite(model: &TypedModel, id: usize) -> TractResult<Option<Typed
     if kernel.len() != c * k * k {
         return Ok(None);
     }
-    let padding = spec.computed_padding(data.hw_dims());
     let mut op = DepthwiseConv {
         layout,
         batch: format.has_n(),
         channels: c,
         k,
         stride,
-        pad_before: [padding[0].pad_before, padding[1].pad_before],
-        pad_after: [padding[0].pad_after, padding[1].pad_after],
+        pad: Padding::of(spec, data.hw_dims()),
         kernel,
         bias,
         lo: f32::NEG_INFINITY,
@@ -410,7 +411,7 @@ pub(super) fn rewrite(model: &TypedModel, id: usize) -> TractResult<Option<Typed
     replace_chain(model, x, node, last, op, "depthwise conv")
 }
 
-super::rewrite::f32_op!(DepthwiseConv, "DepthwiseConv");
+super::op::f32_op!(DepthwiseConv, "DepthwiseConv");
 
 impl EvalOp for DepthwiseConv {
     op_out_of_plan!();
@@ -419,7 +420,7 @@ impl EvalOp for DepthwiseConv {
         let x = args_1!(inputs);
         let shape = x.shape().to_vec();
         let out_shape = self.output_shape(&shape)?;
-        let (c, h, w) = self.axes();
+        let (c, h, w) = self.layout.axes(self.batch);
         ensure!(shape[c] == self.channels, "DepthwiseConv: {} channels, not {}", shape[c], self.channels);
         let plane = Plane { h: shape[h], w: shape[w], oh: out_shape[h], ow: out_shape[w] };
         write_f32(&x, &out_shape, |x, y| {
@@ -435,7 +436,7 @@ mod tests {
 
     #[test]
     fn the_avx2_kernels_equal_the_portable_one() {
-        if !super::super::separable::available() {
+        if !super::super::op::available() {
             return;
         }
         let values = |n, seed| super::super::rewrite::test_values(n, seed, 40.0);
@@ -457,8 +458,7 @@ mod tests {
                 channels: c,
                 k,
                 stride,
-                pad_before: [before; 2],
-                pad_after: [after; 2],
+                pad: Padding { before: [before; 2], after: [after; 2] },
                 kernel: values(c * k * k, 1),
                 bias: values(c, 2),
                 lo: -0.5,
@@ -483,7 +483,7 @@ mod tests {
         use super::super::rewrite::check_relu6_rewrite;
         use tract_onnx::tract_core::ops::cnn::{PaddingSpec, PoolSpec};
         use tract_onnx::tract_core::ops::nn::DataFormat;
-        if !super::super::separable::available() {
+        if !super::super::op::available() {
             return;
         }
         let values = |n, seed| super::super::rewrite::test_values(n, seed, 9.0);

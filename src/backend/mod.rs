@@ -13,6 +13,7 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::runtime::{Runnable, Runtime};
 
 mod depthwise;
+mod op;
 mod pointwise;
 mod pool;
 mod rewrite;

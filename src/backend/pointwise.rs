@@ -18,22 +18,24 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::{einsum::EinSum, math::Add};
 
-use super::rewrite::{
-    binary_with_const, clamp_after, const_values, per_channel, replace_chain, sole_successor, write_f32,
-};
+use super::op::write_f32;
+use super::rewrite::{binary_with_const, clamp_after, const_values, per_channel, replace_chain, sole_successor};
 
 /// Output channels per tile.
 const TILE: usize = 6;
 /// Pixels per strip: two registers.
+#[cfg(target_arch = "x86_64")]
 const STRIP: usize = 16;
 /// Output channels per tile where the tiles run along the channels.
 const WIDE_TILE: usize = 16;
 /// Pixels per tile there: six broadcasts, 6 × 2 registers of sums.
+#[cfg(target_arch = "x86_64")]
 const FEW: usize = 6;
 /// Up to this many pixels, the tiles run along the channels: 49 pixels in
 /// 16-pixel strips are 64 computed (77 %), in 6-pixel ones 54 (91 %).
 const FEW_PIXELS: usize = 256;
 /// The activations a pixel block may hold, in bytes: half of Zen 2's L2.
+#[cfg(target_arch = "x86_64")]
 const BLOCK_BYTES: usize = 256 << 10;
 
 /// `y[o][p] = clamp(bias[o] + Σ_c w[o][c] · x[c][p], lo, hi)` over
@@ -121,7 +123,7 @@ impl PointwiseConv {
 
     fn run(&self, x: &[f32], p: usize, out: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
-        if super::separable::available() {
+        if super::op::available() {
             // SAFETY: `available` checked the features.
             return unsafe {
                 if self.tile == WIDE_TILE {
@@ -270,7 +272,7 @@ impl PointwiseConv {
 pub(super) fn rewrite(model: &TypedModel, id: usize) -> TractResult<Option<TypedModelPatch>> {
     let node = model.node(id);
     let Some(einsum) = node.op_as::<EinSum>() else { return Ok(None) };
-    if !super::separable::available() || einsum.q_params.is_some() || node.inputs.len() != 2 {
+    if !super::op::available() || einsum.q_params.is_some() || node.inputs.len() != 2 {
         return Ok(None);
     }
     let axes = einsum.axes.to_string();
@@ -314,7 +316,7 @@ pub(super) fn rewrite(model: &TypedModel, id: usize) -> TractResult<Option<Typed
     replace_chain(model, node.inputs[0], node, end, op, "pointwise conv")
 }
 
-super::rewrite::f32_op!(PointwiseConv, "PointwiseConv");
+super::op::f32_op!(PointwiseConv, "PointwiseConv");
 
 impl EvalOp for PointwiseConv {
     op_out_of_plan!();
@@ -344,7 +346,7 @@ mod tests {
 
     #[test]
     fn the_avx2_kernels_equal_the_portable_one() {
-        if !super::super::separable::available() {
+        if !super::super::op::available() {
             return;
         }
         // Both tilings (few pixels and many), pixel counts across strips and
@@ -369,7 +371,7 @@ mod tests {
     /// own against the rewritten graph.
     #[test]
     fn a_1x1_conv_and_its_clamp_become_one_op_with_the_same_values() {
-        if !super::super::separable::available() {
+        if !super::super::op::available() {
             return;
         }
         for (c, o, hw, channels_last) in [(24, 40, 7, false), (16, 32, 20, false), (8, 12, 9, true)] {

@@ -11,7 +11,8 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::MaxPool;
 
-use super::rewrite::{replace_chain, windows, write_f32};
+use super::op::{write_f32, Padding};
+use super::rewrite::replace_chain;
 
 /// `y[c][oy][ox]` = the largest `x[c][iy][ix]` in the window at
 /// `(oy·s − top, ox·s − left)`, `k` on each side; the padding never wins.
@@ -20,8 +21,7 @@ pub struct MaxPool2d {
     pub batch: bool,
     pub kernel: [usize; 2],
     pub stride: [usize; 2],
-    pub pad_before: [usize; 2],
-    pub pad_after: [usize; 2],
+    pub pad: Padding,
 }
 
 impl MaxPool2d {
@@ -31,7 +31,9 @@ impl MaxPool2d {
         let mut out: TVec<D> = shape.into();
         for axis in 0..2 {
             let (n, k, s) = (shape[b + 1 + axis].to_usize()?, self.kernel[axis], self.stride[axis]);
-            let o = windows(n, self.pad_before[axis], self.pad_after[axis], k, s)
+            let o = self
+                .pad
+                .windows(axis, n, k, s)
                 .ok_or_else(|| format_err!("MaxPool2d: input smaller than the window"))?;
             out[b + 1 + axis] = D::from(o);
         }
@@ -39,15 +41,15 @@ impl MaxPool2d {
     }
 
     /// One channel: `x` is `h`×`w`, `out` is `oh`×`ow`.
+    /// `columns` is the padded row and two more, −∞ throughout.
     fn plane(&self, x: &[f32], w: usize, out: &mut [f32], ow: usize, columns: &mut [f32]) {
         let h = x.len() / w;
         let [kh, kw] = self.kernel;
-        // `columns` is the padded row and two more.
         let [sh, sw] = self.stride;
-        let left = self.pad_before[1];
+        let left = self.pad.before[1];
         for (oy, out_row) in out.chunks_exact_mut(ow).enumerate() {
-            let top = (oy * sh).saturating_sub(self.pad_before[0]);
-            let bottom = (oy * sh + kh).saturating_sub(self.pad_before[0]).min(h);
+            let top = (oy * sh).saturating_sub(self.pad.before[0]);
+            let bottom = (oy * sh + kh).saturating_sub(self.pad.before[0]).min(h);
             // Down the window's rows, into the padded row `columns`, whose
             // borders stay −∞.
             let inner = &mut columns[left..][..w];
@@ -105,25 +107,22 @@ pub(super) fn rewrite(model: &TypedModel, id: usize) -> TractResult<Option<Typed
         return Ok(None);
     }
     let data = format.shape(shape.clone())?;
-    let padding = spec.computed_padding(data.hw_dims());
     let strides = spec.strides();
     let op = MaxPool2d {
         batch: format.has_n(),
         kernel: [spec.kernel_shape[0], spec.kernel_shape[1]],
         stride: [strides[0], strides[1]],
-        pad_before: [padding[0].pad_before, padding[1].pad_before],
-        pad_after: [padding[0].pad_after, padding[1].pad_after],
+        pad: Padding::of(spec, data.hw_dims()),
     };
     // Every window must hold at least one input value.
-    if op.pad_before.iter().zip(&op.kernel).any(|(p, k)| p >= k)
-        || op.pad_after.iter().zip(&op.kernel).any(|(p, k)| p >= k)
-    {
+    let pad = op.pad;
+    if pad.before.iter().chain(&pad.after).zip(op.kernel.iter().chain(&op.kernel)).any(|(p, k)| p >= k) {
         return Ok(None);
     }
     replace_chain(model, node.inputs[0], node, node, op, "max pool")
 }
 
-super::rewrite::f32_op!(MaxPool2d, "MaxPool2d");
+super::op::f32_op!(MaxPool2d, "MaxPool2d");
 
 impl EvalOp for MaxPool2d {
     op_out_of_plan!();
@@ -138,7 +137,7 @@ impl EvalOp for MaxPool2d {
         // below is written.
         ensure!(h * w > 0 && oh * ow > 0, "MaxPool2d: an empty {shape:?} tensor");
         write_f32(&x, &out_shape, |x, y| {
-            let mut columns = vec![f32::NEG_INFINITY; w + self.pad_before[1] + self.pad_after[1] + 2];
+            let mut columns = vec![f32::NEG_INFINITY; self.pad.padded(1, w) + 2];
             for (plane, out) in x.chunks_exact(h * w).zip(y.chunks_exact_mut(oh * ow)) {
                 self.plane(plane, w, out, ow, &mut columns);
             }

@@ -37,7 +37,7 @@ use tract_onnx::tract_core::ops::{
     nn::DataFormat,
 };
 
-use super::separable::{self, Activation, ResidualSeparableConv};
+use super::separable::{Activation, ResidualSeparableConv};
 use super::{depthwise, pointwise, pool, stem};
 
 type Rewrite = fn(&TypedModel, usize) -> TractResult<Option<TypedModelPatch>>;
@@ -274,31 +274,6 @@ pub(super) fn replace_chain<O: TypedOp>(
     Ok(Some(patch))
 }
 
-/// tract's `Op` and `TypedOp` for one of our ops that takes one f32 tensor
-/// and gives one, `self.output_shape(input shape)`; its `EvalOp` is its own.
-macro_rules! f32_op {
-    ($op:ty, $name:literal) => {
-        impl Op for $op {
-            fn name(&self) -> StaticName {
-                $name.into()
-            }
-            op_as_typed_op!();
-        }
-
-        impl TypedOp for $op {
-            fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-                ensure!(
-                    inputs.len() == 1 && inputs[0].datum_type == f32::datum_type(),
-                    concat!($name, " takes one f32 tensor")
-                );
-                Ok(tvec!(f32::fact(self.output_shape(&inputs[0].shape)?)))
-            }
-            as_op!();
-        }
-    };
-}
-pub(super) use f32_op;
-
 /// Test values: `n` of them, spread over ±30/`scale`, no two neighbours
 /// alike, different for each `seed`.
 #[cfg(test)]
@@ -337,30 +312,6 @@ pub(super) fn check_relu6_rewrite(mut model: TypedModel, y: OutletId, input: &Te
     ops
 }
 
-/// The output of one of our f32 ops: a `shape` tensor that `fill` writes
-/// from the input's values. `fill` must write every element (each kernel
-/// covers its whole output); the tensor is allocated without zeroing.
-pub(super) fn write_f32(
-    x: &TValue,
-    shape: &[usize],
-    fill: impl FnOnce(&[f32], &mut [f32]) -> TractResult<()>,
-) -> TractResult<TVec<TValue>> {
-    // SAFETY: `fill` writes every element before anything reads it.
-    let mut out = unsafe { Tensor::uninitialized::<f32>(shape)? };
-    {
-        let x = x.try_as_plain_ram()?;
-        let mut y = out.try_as_plain_ram_mut()?;
-        fill(x.as_slice::<f32>()?, y.as_slice_mut::<f32>()?)?;
-    }
-    Ok(tvec!(out.into_tvalue()))
-}
-
-/// How many windows of `k` fit, `stride` apart, along an axis of `n` values
-/// padded with `before` and `after`; `None` when not even one does.
-pub(super) fn windows(n: usize, before: usize, after: usize, k: usize, stride: usize) -> Option<usize> {
-    (n + before + after).checked_sub(k).map(|d| d / stride + 1)
-}
-
 /// The values of a constant f32 outlet.
 pub(super) fn const_values(model: &TypedModel, outlet: OutletId) -> Option<Vec<f32>> {
     let k = model.outlet_fact(outlet).ok()?.konst.clone()?;
@@ -376,7 +327,7 @@ pub(super) fn const_values(model: &TypedModel, outlet: OutletId) -> Option<Vec<f
 fn residual_separable(model: &TypedModel, id: usize) -> TractResult<Option<TypedModelPatch>> {
     let dw = model.node(id);
     let Some(conv) = dw.op_as::<Conv>() else { return Ok(None) };
-    if !separable::available() {
+    if !super::op::available() {
         return Ok(None);
     }
     let x = dw.inputs[0];
@@ -598,7 +549,7 @@ mod tests {
             let rewritten = super::super::cpu_passes(model.clone()).unwrap();
             let ops: Vec<String> = rewritten.nodes().iter().map(|n| n.op().name().to_string()).collect();
             // Without the AVX2 kernel the block stays tract's.
-            if separable::available() {
+            if super::super::op::available() {
                 assert_eq!(ops, ["Source", "ResidualSeparableConv"], "{c}×{h}×{w}, k {k}");
             }
             let values: Vec<f32> = (0..c * h * w).map(|i| ((i * 37 % 23) as f32 - 11.0) / 7.0).collect();

@@ -99,7 +99,7 @@ impl ResidualSeparableConv {
 
     fn run(&self, x: &[f32], h: usize, w: usize, out: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
-        if available() {
+        if super::op::available() {
             // SAFETY: `available` checked the features.
             return unsafe { self.rows_avx2(x, h, w, out) };
         }
@@ -263,19 +263,6 @@ impl ResidualSeparableConv {
     }
 }
 
-/// Whether this CPU has the fused kernel. Elsewhere the rewrite leaves the
-/// block to tract, whose NEON kernels beat a portable loop.
-pub fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
 impl Op for ResidualSeparableConv {
     fn name(&self) -> StaticName {
         "ResidualSeparableConv".into()
@@ -294,7 +281,7 @@ impl EvalOp for ResidualSeparableConv {
             "ResidualSeparableConv takes [1, {}, H, W], not {shape:?}",
             self.channels
         );
-        super::rewrite::write_f32(&x, &shape, |x, y| {
+        super::op::write_f32(&x, &shape, |x, y| {
             self.run(x, shape[2], shape[3], y);
             Ok(())
         })
@@ -319,7 +306,7 @@ mod tests {
 
     #[test]
     fn the_avx2_kernel_equals_the_portable_one() {
-        if !available() {
+        if !super::super::op::available() {
             return;
         }
         let values = |n, seed| super::super::rewrite::test_values(n, seed, 40.0);

@@ -15,15 +15,17 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat};
 
-use super::depthwise::{Layout, PhasePlanes};
-use super::rewrite::{
-    clamp_after, const_values, each_channel, replace_chain, sole_successor, windows, write_f32, ChannelPrelu,
-};
+use super::depthwise::Layout;
+#[cfg(target_arch = "x86_64")]
+use super::depthwise::PhasePlanes;
+use super::op::{write_f32, Padding};
+use super::rewrite::{clamp_after, const_values, each_channel, replace_chain, sole_successor, ChannelPrelu};
 
 /// Output channels per tile: 6 × 2 registers of sums, 12 of AVX2's 16, so
 /// that enough independent FMAs are in flight to hide their latency.
 const TILE: usize = 6;
 /// Output pixels per strip.
+#[cfg(target_arch = "x86_64")]
 const STRIP: usize = 16;
 /// The most input channels a stem may have.
 const MAX_INPUT_CHANNELS: usize = 4;
@@ -38,9 +40,7 @@ pub struct StemConv {
     pub out_channels: usize,
     pub k: usize,
     pub stride: usize,
-    /// `[top, left]` and `[bottom, right]`.
-    pub pad_before: [usize; 2],
-    pub pad_after: [usize; 2],
+    pub pad: Padding,
     /// `[out channels rounded up to TILE][in][k][k]`, the extra rows zero.
     pub kernel: Vec<f32>,
     /// Rounded up as `kernel`.
@@ -64,24 +64,19 @@ struct Geometry {
 }
 
 impl StemConv {
-    fn hw_axes(layout: Layout) -> (usize, usize, usize) {
-        match layout {
-            Layout::ChannelsFirst => (1, 2, 3),
-            Layout::ChannelsLast => (3, 1, 2),
-        }
-    }
-
     fn output_shape<D: DimLike>(&self, shape: &[D]) -> TractResult<TVec<D>> {
         ensure!(shape.len() == 4, "StemConv: a rank-{} input", shape.len());
-        let (c, h, w) = Self::hw_axes(self.input);
+        let (c, h, w) = self.input.axes(true);
         ensure!(shape[c].to_usize()? == self.in_channels, "StemConv: {} input channels", shape[c]);
         let mut size = [0; 2];
         for (axis, i) in [h, w].into_iter().enumerate() {
             let n = shape[i].to_usize()?;
-            size[axis] = windows(n, self.pad_before[axis], self.pad_after[axis], self.k, self.stride)
+            size[axis] = self
+                .pad
+                .windows(axis, n, self.k, self.stride)
                 .ok_or_else(|| format_err!("StemConv: input smaller than the kernel"))?;
         }
-        let (c, h, w) = Self::hw_axes(self.output);
+        let (c, h, w) = self.output.axes(true);
         let mut out: TVec<D> = tvec![D::from(1); 4];
         out[c] = D::from(self.out_channels);
         out[h] = D::from(size[0]);
@@ -122,8 +117,8 @@ impl StemConv {
                         for ky in 0..k {
                             for kx in 0..k {
                                 let (Some(iy), Some(ix)) = (
-                                    (oy * s + ky).checked_sub(self.pad_before[0]),
-                                    (ox * s + kx).checked_sub(self.pad_before[1]),
+                                    (oy * s + ky).checked_sub(self.pad.before[0]),
+                                    (ox * s + kx).checked_sub(self.pad.before[1]),
                                 ) else {
                                     continue;
                                 };
@@ -142,7 +137,7 @@ impl StemConv {
 
     fn run(&self, x: &[f32], g: Geometry, out: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
-        if super::separable::available() {
+        if super::op::available() {
             // SAFETY: `available` checked the features.
             return unsafe { self.rows_avx2(x, g, out) };
         }
@@ -155,16 +150,15 @@ impl StemConv {
         use std::arch::x86_64::*;
         let (k, s, cin, cout) = (self.k, self.stride, self.in_channels, self.out_channels);
         // The padded input, channel after channel.
-        let rows = g.h + self.pad_before[0] + self.pad_after[0];
-        let cols = g.w + self.pad_before[1] + self.pad_after[1];
+        let (rows, cols) = (self.pad.padded(0, g.h), self.pad.padded(1, g.w));
         let wide = g.ow.div_ceil(STRIP) * STRIP;
         let planes = PhasePlanes::new(rows, cols, s, wide, k);
         let (len, plane) = (planes.len, planes.size());
         let mut buf = vec![0f32; cin * plane];
         for iy in 0..g.h {
-            let r = iy + self.pad_before[0];
+            let r = iy + self.pad.before[0];
             for ix in 0..g.w {
-                let at = planes.at(r, ix + self.pad_before[1]);
+                let at = planes.at(r, ix + self.pad.before[1]);
                 for c in 0..cin {
                     buf[c * plane + at] = x[self.input_index(g, c, iy, ix)];
                 }
@@ -236,7 +230,7 @@ impl StemConv {
 pub(super) fn rewrite(model: &TypedModel, id: usize) -> TractResult<Option<TypedModelPatch>> {
     let node = model.node(id);
     let Some(conv) = node.op_as::<Conv>() else { return Ok(None) };
-    if !super::separable::available() || conv.q_params.is_some() || node.inputs.len() != 3 {
+    if !super::op::available() || conv.q_params.is_some() || node.inputs.len() != 3 {
         return Ok(None);
     }
     let spec = &conv.pool_spec;
@@ -272,7 +266,6 @@ pub(super) fn rewrite(model: &TypedModel, id: usize) -> TractResult<Option<Typed
     kernel.resize(tiles * cin * k * k, 0.0);
     bias.resize(tiles, 0.0);
     let layout = if format.c_is_last() { Layout::ChannelsLast } else { Layout::ChannelsFirst };
-    let padding = spec.computed_padding(format.shape(shape.clone())?.hw_dims());
 
     // An NHWC input moved to NCHW just for this conv is read as it is.
     let mut x = node.inputs[0];
@@ -303,8 +296,7 @@ pub(super) fn rewrite(model: &TypedModel, id: usize) -> TractResult<Option<Typed
         out_channels: cout,
         k,
         stride,
-        pad_before: [padding[0].pad_before, padding[1].pad_before],
-        pad_after: [padding[0].pad_after, padding[1].pad_after],
+        pad: Padding::of(spec, format.shape(shape.clone())?.hw_dims()),
         kernel,
         bias,
         lo,
@@ -314,7 +306,7 @@ pub(super) fn rewrite(model: &TypedModel, id: usize) -> TractResult<Option<Typed
     replace_chain(model, x, node, last, op, "stem conv")
 }
 
-super::rewrite::f32_op!(StemConv, "StemConv");
+super::op::f32_op!(StemConv, "StemConv");
 
 impl EvalOp for StemConv {
     op_out_of_plan!();
@@ -323,8 +315,8 @@ impl EvalOp for StemConv {
         let x = args_1!(inputs);
         let shape = x.shape().to_vec();
         let out_shape = self.output_shape(&shape)?;
-        let (_, h, w) = Self::hw_axes(self.input);
-        let (_, oh, ow) = Self::hw_axes(self.output);
+        let (_, h, w) = self.input.axes(true);
+        let (_, oh, ow) = self.output.axes(true);
         let g = Geometry { h: shape[h], w: shape[w], oh: out_shape[oh], ow: out_shape[ow] };
         write_f32(&x, &out_shape, |x, y| {
             self.run(x, g, y);
@@ -346,7 +338,7 @@ mod tests {
 
     #[test]
     fn the_avx2_kernel_equals_the_portable_one() {
-        if !super::super::separable::available() {
+        if !super::super::op::available() {
             return;
         }
         // Widths across a strip, output channels that do and do not fill a
@@ -369,8 +361,7 @@ mod tests {
                 out_channels: cout,
                 k,
                 stride,
-                pad_before: [before; 2],
-                pad_after: [after; 2],
+                pad: Padding { before: [before; 2], after: [after; 2] },
                 kernel,
                 bias,
                 lo: if prelu { f32::NEG_INFINITY } else { 0.0 },
@@ -382,7 +373,7 @@ mod tests {
                 Layout::ChannelsLast => [1, h, w, cin],
             };
             let out_shape = op.output_shape(&shape).unwrap();
-            let (_, oh, ow) = StemConv::hw_axes(output);
+            let (_, oh, ow) = output.axes(true);
             let g = Geometry { h, w, oh: out_shape[oh], ow: out_shape[ow] };
             let x = values(cin * h * w, 5);
             let n = cout * g.oh * g.ow;
@@ -402,7 +393,7 @@ mod tests {
     /// tract's own against the rewritten graph.
     #[test]
     fn a_stem_with_its_transpose_and_clamp_becomes_one_op_with_the_same_values() {
-        if !super::super::separable::available() {
+        if !super::super::op::available() {
             return;
         }
         for (format, cin, cout, hw, k, move_first) in [
