@@ -68,6 +68,10 @@ pub(super) struct PhasePlanes {
     pub rows: usize,
     pub len: usize,
     pub stride: usize,
+    /// From one padded row to the next.
+    pub row_pitch: usize,
+    /// From the even columns' plane to the odd ones'.
+    pub phase_pitch: usize,
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -78,11 +82,28 @@ impl PhasePlanes {
     /// a row.
     pub fn new(rows: usize, cols: usize, stride: usize, wide: usize, k: usize) -> PhasePlanes {
         debug_assert!(stride == 1 || stride == 2);
-        PhasePlanes { rows, len: cols.div_ceil(stride).max(wide + k / stride), stride }
+        let len = cols.div_ceil(stride).max(wide + k / stride);
+        PhasePlanes { rows, len, stride, row_pitch: len, phase_pitch: rows * len }
+    }
+
+    /// The same for `inputs` planes whose rows are interleaved: padded row
+    /// `r` of every input and phase side by side, input `c` at
+    /// [`PhasePlanes::offset`]`(c)`. A window's rows then lie together in
+    /// memory, where separate planes a multiple of 4 KiB apart made the
+    /// taps of BlazeFace's stem (3 inputs × 2 phases × 5 rows) evict one
+    /// another from L1.
+    pub fn interleaved(rows: usize, cols: usize, stride: usize, wide: usize, k: usize, inputs: usize) -> PhasePlanes {
+        let one = PhasePlanes::new(rows, cols, stride, wide, k);
+        PhasePlanes { row_pitch: inputs * stride * one.len, phase_pitch: one.len, ..one }
+    }
+
+    /// Where input `c` of interleaved planes starts.
+    pub fn offset(&self, c: usize) -> usize {
+        c * self.stride * self.len
     }
 
     pub fn size(&self) -> usize {
-        self.stride * self.rows * self.len
+        self.rows * self.row_pitch.max(self.stride * self.len)
     }
 
     /// Where padded value (`r`, `col`) goes: phase `col % s`, index `col / s`
@@ -90,7 +111,26 @@ impl PhasePlanes {
     #[inline]
     pub fn at(&self, r: usize, col: usize) -> usize {
         let shift = self.stride - 1;
-        ((col & shift) * self.rows + r) * self.len + (col >> shift)
+        (col & shift) * self.phase_pitch + r * self.row_pitch + (col >> shift)
+    }
+
+    /// Copies the input row `src[i · step]`, `i < w`, into padded row `r` of
+    /// `plane` from padded column `left`: per phase one contiguous run, read
+    /// with a fixed step (no index arithmetic per value).
+    pub fn put_row(&self, plane: &mut [f32], r: usize, left: usize, src: &[f32], step: usize, w: usize) {
+        let s = self.stride;
+        for phase in 0..s {
+            // The first input value whose padded column falls in this phase.
+            let i0 = (phase + s - left % s) % s;
+            if i0 >= w {
+                continue;
+            }
+            let at = self.at(r, left + i0);
+            let run = &mut plane[at..at + (w - i0).div_ceil(s)];
+            for (d, v) in run.iter_mut().zip(src[i0 * step..].iter().step_by(s * step)) {
+                *d = *v;
+            }
+        }
     }
 
     /// Each tap's offset from its output row's first read, tap `ky·k + kx`.
@@ -230,7 +270,8 @@ impl DepthwiseConv {
                 }
             }
             let kernel = &self.kernel[ch * k * k..][..k * k];
-            let dst = &mut out[ch * p.oh * p.ow..][..p.oh * p.ow];
+            // The rest of the output, not just this channel's: see `rows_avx2`.
+            let dst = &mut out[ch * p.oh * p.ow..];
             match strips {
                 8 => self.rows_avx2::<1>(&buf, &offsets, len, kernel, self.bias[ch], p, dst),
                 16 => self.rows_avx2::<2>(&buf, &offsets, len, kernel, self.bias[ch], p, dst),
@@ -241,6 +282,11 @@ impl DepthwiseConv {
 
     /// One channel's output rows from its padded (phase) planes in `buf`,
     /// whose rows are `len` long; `offsets[t]` is where tap `t` reads.
+    /// `out` starts at the channel's first row and runs to the end of the
+    /// output: a strip past a row's end is stored whole over the values
+    /// after it, which come later in the output and are written after it
+    /// (a copy of the partial strip per row, a call to memcpy, cost more
+    /// than the sums on FaceRes's 14 × 14 and 7 × 7 maps).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     #[allow(clippy::too_many_arguments)]
@@ -270,8 +316,8 @@ impl DepthwiseConv {
                     }
                 }
                 let n = (8 * N).min(p.ow - x0);
-                let dst = &mut out[oy * p.ow + x0..][..n];
-                if n == 8 * N {
+                let dst = &mut out[oy * p.ow + x0..];
+                if dst.len() >= 8 * N {
                     for (q, a) in acc.iter().enumerate() {
                         _mm256_storeu_ps(dst.as_mut_ptr().add(8 * q), _mm256_min_ps(_mm256_max_ps(*a, lo), hi));
                     }
@@ -280,7 +326,7 @@ impl DepthwiseConv {
                     for (q, a) in acc.iter().enumerate() {
                         _mm256_storeu_ps(sums.as_mut_ptr().add(8 * q), _mm256_min_ps(_mm256_max_ps(*a, lo), hi));
                     }
-                    dst.copy_from_slice(&sums[..n]);
+                    dst[..n].copy_from_slice(&sums[..n]);
                 }
             }
         }

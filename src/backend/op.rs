@@ -66,6 +66,42 @@ pub fn write_f32(
     Ok(tvec!(out.into_tvalue()))
 }
 
+/// `dst[j · dst_stride + i] = src[i · src_stride + j]` for `i, j < 8`.
+///
+/// # Safety
+/// AVX2; both 8 × 8 blocks in bounds.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn transpose_8x8(src: *const f32, src_stride: usize, dst: *mut f32, dst_stride: usize) {
+    use std::arch::x86_64::*;
+    let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(src.add(i * src_stride)));
+    // Rows 2i and 2i+1 interleaved: t[2i] holds their columns 0, 1 (and
+    // 4, 5 in the high half), t[2i+1] columns 2, 3 (6, 7).
+    let t: [__m256; 8] = std::array::from_fn(|i| {
+        let (a, b) = (r[i / 2 * 2], r[i / 2 * 2 + 1]);
+        if i % 2 == 0 {
+            _mm256_unpacklo_ps(a, b)
+        } else {
+            _mm256_unpackhi_ps(a, b)
+        }
+    });
+    // Four rows' column j (j + 4 in the high half): u[0] column 0, u[1]
+    // column 2, u[2] column 1, u[3] column 3; u[4..] the same for rows 4-7.
+    let u: [__m256; 8] = std::array::from_fn(|i| {
+        let (a, b) = (t[(i / 4) * 4 + i % 2], t[(i / 4) * 4 + 2 + i % 2]);
+        if (i / 2) % 2 == 0 {
+            _mm256_shuffle_ps::<0x44>(a, b)
+        } else {
+            _mm256_shuffle_ps::<0xEE>(a, b)
+        }
+    });
+    for (j, q) in [0, 2, 1, 3].into_iter().enumerate() {
+        let (top, bottom) = (u[q], u[4 + q]);
+        _mm256_storeu_ps(dst.add(j * dst_stride), _mm256_permute2f128_ps::<0x20>(top, bottom));
+        _mm256_storeu_ps(dst.add((j + 4) * dst_stride), _mm256_permute2f128_ps::<0x31>(top, bottom));
+    }
+}
+
 /// tract's `Op` and `TypedOp` for one of our ops that takes one f32 tensor
 /// and gives one, `self.output_shape(input shape)`; its `EvalOp` is its own.
 macro_rules! f32_op {

@@ -18,6 +18,8 @@ use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat};
 use super::depthwise::Layout;
 #[cfg(target_arch = "x86_64")]
 use super::depthwise::PhasePlanes;
+#[cfg(target_arch = "x86_64")]
+use super::op::transpose_8x8;
 use super::op::{write_f32, Padding};
 use super::rewrite::{clamp_after, const_values, each_channel, replace_chain, sole_successor, ChannelPrelu};
 
@@ -152,27 +154,27 @@ impl StemConv {
         // The padded input, channel after channel.
         let (rows, cols) = (self.pad.padded(0, g.h), self.pad.padded(1, g.w));
         let wide = g.ow.div_ceil(STRIP) * STRIP;
-        let planes = PhasePlanes::new(rows, cols, s, wide, k);
-        let (len, plane) = (planes.len, planes.size());
-        let mut buf = vec![0f32; cin * plane];
-        for iy in 0..g.h {
-            let r = iy + self.pad.before[0];
-            for ix in 0..g.w {
-                let at = planes.at(r, ix + self.pad.before[1]);
-                for c in 0..cin {
-                    buf[c * plane + at] = x[self.input_index(g, c, iy, ix)];
-                }
+        let planes = PhasePlanes::interleaved(rows, cols, s, wide, k, cin);
+        let mut buf = vec![0f32; planes.size()];
+        for c in 0..cin {
+            for iy in 0..g.h {
+                let (src, step) = match self.input {
+                    Layout::ChannelsFirst => (&x[(c * g.h + iy) * g.w..], 1),
+                    Layout::ChannelsLast => (&x[iy * g.w * cin + c..], cin),
+                };
+                let r = iy + self.pad.before[0];
+                planes.put_row(&mut buf[planes.offset(c)..], r, self.pad.before[1], src, step, g.w);
             }
         }
-        // Tap (c, ky, kx) reads at `offsets[·] + oy·s·len + x0`.
+        // Tap (c, ky, kx) reads at `offsets[·] + oy·s·row_pitch + x0`.
         let taps = cin * k * k;
         let offsets: Vec<usize> =
-            (0..cin).flat_map(|c| planes.taps(k).into_iter().map(move |t| c * plane + t)).collect();
+            (0..cin).flat_map(|c| planes.taps(k).into_iter().map(move |t| planes.offset(c) + t)).collect();
         let (lo, hi, zero) = (_mm256_set1_ps(self.lo), _mm256_set1_ps(self.hi), _mm256_setzero_ps());
         // One output row, all channels, channels first.
         let mut row = vec![0f32; cout.div_ceil(TILE) * TILE * wide];
         for oy in 0..g.oh {
-            let base = buf.as_ptr().add(oy * s * len);
+            let base = buf.as_ptr().add(oy * s * planes.row_pitch);
             for o0 in (0..cout).step_by(TILE) {
                 let weights = self.kernel.as_ptr().add(o0 * taps);
                 for x0 in (0..g.ow).step_by(STRIP) {
@@ -212,7 +214,20 @@ impl StemConv {
                 }
                 Layout::ChannelsLast => {
                     let dst = &mut out[oy * g.ow * cout..][..g.ow * cout];
-                    for (ox, pixel) in dst.chunks_exact_mut(cout).enumerate() {
+                    // Whole 8 × 8 blocks through registers, the rest a value
+                    // at a time.
+                    let blocks = if cout.is_multiple_of(8) { g.ow / 8 } else { 0 };
+                    for bx in 0..blocks {
+                        for bo in 0..cout / 8 {
+                            transpose_8x8(
+                                row.as_ptr().add(bo * 8 * wide + bx * 8),
+                                wide,
+                                dst.as_mut_ptr().add(bx * 8 * cout + bo * 8),
+                                cout,
+                            );
+                        }
+                    }
+                    for (ox, pixel) in dst.chunks_exact_mut(cout).enumerate().skip(blocks * 8) {
                         for (o, v) in pixel.iter_mut().enumerate() {
                             *v = row[o * wide + ox];
                         }
@@ -342,10 +357,11 @@ mod tests {
             return;
         }
         // Widths across a strip, output channels that do and do not fill a
-        // tile, both strides, both layouts each way, a clamp and a PReLU.
+        // tile, both strides, both layouts each way (channels-last output
+        // in whole 8 × 8 blocks and a tail), a clamp and a PReLU.
         for (input, output, cin, cout, h, w, k, stride, before, after, prelu) in [
             (Layout::ChannelsLast, Layout::ChannelsFirst, 3, 24usize, 12, 21, 5, 2, 1, 2, true),
-            (Layout::ChannelsLast, Layout::ChannelsLast, 3, 32, 9, 9, 3, 2, 0, 1, false),
+            (Layout::ChannelsLast, Layout::ChannelsLast, 3, 32, 9, 40, 3, 2, 0, 1, false),
             (Layout::ChannelsFirst, Layout::ChannelsFirst, 1, 6, 7, 40, 3, 1, 1, 1, false),
             (Layout::ChannelsFirst, Layout::ChannelsLast, 2, 5, 6, 5, 3, 1, 0, 0, true),
         ] {
