@@ -132,7 +132,8 @@ impl Detector {
     pub fn input(frame: &Frame) -> Tensor {
         let map = Affine::rect(0.0, 0.0, frame.width() as f32, frame.height() as f32, INPUT, INPUT);
         let px = sample_rgb(&frame.image, &map, INPUT, INPUT);
-        let data: Vec<f32> = px.iter().flat_map(|p| p.map(|v| v / 127.5 - 1.0)).collect();
+        let mut data = px.into_flattened();
+        data.iter_mut().for_each(|v| *v = *v / 127.5 - 1.0);
         tensor_nhwc(data, INPUT, INPUT, 3)
     }
 

@@ -210,13 +210,15 @@ impl Heads {
     /// The description model's input: the face crop at 224×224, RGB 0–255.
     pub fn faceres_input(frame: &Frame, landmarks: &Landmarks) -> Tensor {
         let px = face_input(frame, landmarks, [0.0, 0.0, 1.0, 1.0], 224, 224);
-        tensor_nhwc(px.into_iter().flatten().collect(), 224, 224, 3)
+        tensor_nhwc(px.into_flattened(), 224, 224, 3)
     }
 
     /// Gear's input: the face crop's box x 0.1–0.9, y 0–0.9, at 198×198, RGB 0–1.
     pub fn gear_input(frame: &Frame, landmarks: &Landmarks) -> Tensor {
         let px = face_input(frame, landmarks, [0.1, 0.0, 0.9, 0.9], 198, 198);
-        tensor_nhwc(px.iter().flat_map(|p| p.map(|v| v / 255.0)).collect(), 198, 198, 3)
+        let mut data = px.into_flattened();
+        data.iter_mut().for_each(|v| *v /= 255.0);
+        tensor_nhwc(data, 198, 198, 3)
     }
 
     pub fn attributes(&self, frame: &Frame, landmarks: &Landmarks) -> TractResult<Attributes> {

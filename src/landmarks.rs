@@ -66,7 +66,8 @@ impl Mesh {
     /// The model's input: the face crop, RGB 0–1.
     pub fn input(frame: &Frame, crop: &Affine) -> Tensor {
         let px = sample_rgb(&frame.image, crop, MESH_INPUT, MESH_INPUT);
-        let data: Vec<f32> = px.iter().flat_map(|p| p.map(|v| v / 255.0)).collect();
+        let mut data = px.into_flattened();
+        data.iter_mut().for_each(|v| *v /= 255.0);
         tensor_nhwc(data, MESH_INPUT, MESH_INPUT, 3)
     }
 
