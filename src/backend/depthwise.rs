@@ -68,10 +68,6 @@ pub(super) struct PhasePlanes {
     pub rows: usize,
     pub len: usize,
     pub stride: usize,
-    /// From one padded row to the next.
-    pub row_pitch: usize,
-    /// From the even columns' plane to the odd ones'.
-    pub phase_pitch: usize,
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -82,28 +78,11 @@ impl PhasePlanes {
     /// a row.
     pub fn new(rows: usize, cols: usize, stride: usize, wide: usize, k: usize) -> PhasePlanes {
         debug_assert!(stride == 1 || stride == 2);
-        let len = cols.div_ceil(stride).max(wide + k / stride);
-        PhasePlanes { rows, len, stride, row_pitch: len, phase_pitch: rows * len }
-    }
-
-    /// The same for `inputs` planes whose rows are interleaved: padded row
-    /// `r` of every input and phase side by side, input `c` at
-    /// [`PhasePlanes::offset`]`(c)`. A window's rows then lie together in
-    /// memory, where separate planes a multiple of 4 KiB apart made the
-    /// taps of BlazeFace's stem (3 inputs × 2 phases × 5 rows) evict one
-    /// another from L1.
-    pub fn interleaved(rows: usize, cols: usize, stride: usize, wide: usize, k: usize, inputs: usize) -> PhasePlanes {
-        let one = PhasePlanes::new(rows, cols, stride, wide, k);
-        PhasePlanes { row_pitch: inputs * stride * one.len, phase_pitch: one.len, ..one }
-    }
-
-    /// Where input `c` of interleaved planes starts.
-    pub fn offset(&self, c: usize) -> usize {
-        c * self.stride * self.len
+        PhasePlanes { rows, len: cols.div_ceil(stride).max(wide + k / stride), stride }
     }
 
     pub fn size(&self) -> usize {
-        self.rows * self.row_pitch.max(self.stride * self.len)
+        self.stride * self.rows * self.len
     }
 
     /// Where padded value (`r`, `col`) goes: phase `col % s`, index `col / s`
@@ -111,7 +90,7 @@ impl PhasePlanes {
     #[inline]
     pub fn at(&self, r: usize, col: usize) -> usize {
         let shift = self.stride - 1;
-        (col & shift) * self.phase_pitch + r * self.row_pitch + (col >> shift)
+        ((col & shift) * self.rows + r) * self.len + (col >> shift)
     }
 
     /// Copies the input row `src[i · step]`, `i < w`, into padded row `r` of

@@ -154,27 +154,27 @@ impl StemConv {
         // The padded input, channel after channel.
         let (rows, cols) = (self.pad.padded(0, g.h), self.pad.padded(1, g.w));
         let wide = g.ow.div_ceil(STRIP) * STRIP;
-        let planes = PhasePlanes::interleaved(rows, cols, s, wide, k, cin);
-        let mut buf = vec![0f32; planes.size()];
-        for c in 0..cin {
+        let planes = PhasePlanes::new(rows, cols, s, wide, k);
+        let (len, plane) = (planes.len, planes.size());
+        let mut buf = vec![0f32; cin * plane];
+        for (c, dst) in buf.chunks_exact_mut(plane).enumerate() {
             for iy in 0..g.h {
                 let (src, step) = match self.input {
                     Layout::ChannelsFirst => (&x[(c * g.h + iy) * g.w..], 1),
                     Layout::ChannelsLast => (&x[iy * g.w * cin + c..], cin),
                 };
-                let r = iy + self.pad.before[0];
-                planes.put_row(&mut buf[planes.offset(c)..], r, self.pad.before[1], src, step, g.w);
+                planes.put_row(dst, iy + self.pad.before[0], self.pad.before[1], src, step, g.w);
             }
         }
-        // Tap (c, ky, kx) reads at `offsets[·] + oy·s·row_pitch + x0`.
+        // Tap (c, ky, kx) reads at `offsets[·] + oy·s·len + x0`.
         let taps = cin * k * k;
         let offsets: Vec<usize> =
-            (0..cin).flat_map(|c| planes.taps(k).into_iter().map(move |t| planes.offset(c) + t)).collect();
+            (0..cin).flat_map(|c| planes.taps(k).into_iter().map(move |t| c * plane + t)).collect();
         let (lo, hi, zero) = (_mm256_set1_ps(self.lo), _mm256_set1_ps(self.hi), _mm256_setzero_ps());
         // One output row, all channels, channels first.
         let mut row = vec![0f32; cout.div_ceil(TILE) * TILE * wide];
         for oy in 0..g.oh {
-            let base = buf.as_ptr().add(oy * s * planes.row_pitch);
+            let base = buf.as_ptr().add(oy * s * len);
             for o0 in (0..cout).step_by(TILE) {
                 let weights = self.kernel.as_ptr().add(o0 * taps);
                 for x0 in (0..g.ow).step_by(STRIP) {
