@@ -20,7 +20,7 @@ mod rewrite;
 mod separable;
 mod stem;
 pub use rewrite::ChannelPrelu;
-pub use separable::ResidualSeparableConv;
+pub use separable::{Activation, ResidualSeparableConv};
 
 /// Where a model runs.
 pub trait Backend: Send + Sync {

@@ -346,7 +346,7 @@ fn residual_separable(model: &TypedModel, id: usize) -> TractResult<Option<Typed
         && conv.group == c
         && conv.output_channels() == c
         && *spec.kernel_shape == [k, k]
-        && k % 2 == 1
+        && (k == 3 || k == 5)
         && spec.strides().iter().all(|&s| s == 1)
         && spec.dilations().iter().all(|&d| d == 1)
         && spec.computed_padding(&shape[2..]).iter().all(|d| d.pad_before == k / 2 && d.pad_after == k / 2);

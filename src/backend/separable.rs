@@ -15,10 +15,10 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 
 /// Output pixels per pointwise strip, and output channels per tile: a
-/// tile's sums (4 × 16 f32) take 8 of AVX2's 16 registers.
+/// tile's sums (6 × 16 f32) take 12 of AVX2's 16 registers.
 #[cfg(target_arch = "x86_64")]
 const LANES: usize = 16;
-const OUT_TILE: usize = 4;
+const OUT_TILE: usize = 6;
 /// Output pixels per depthwise strip (two sets of 4 registers of sums).
 #[cfg(target_arch = "x86_64")]
 const DW_LANES: usize = 32;
@@ -69,7 +69,7 @@ impl Eq for ResidualSeparableConv {}
 
 impl ResidualSeparableConv {
     /// `dw_kernel` `[C][k][k]`, `pw_kernel` `[C out][C in]`, biases of C
-    /// values; `k` odd.
+    /// values; `k` 3 or 5.
     pub fn new(
         channels: usize,
         k: usize,
@@ -79,7 +79,7 @@ impl ResidualSeparableConv {
         mut pw_bias: Vec<f32>,
         activation: Activation,
     ) -> TractResult<ResidualSeparableConv> {
-        ensure!(k % 2 == 1, "ResidualSeparableConv needs an odd kernel, not {k}");
+        ensure!(k == 3 || k == 5, "ResidualSeparableConv takes 3×3 and 5×5 kernels, not {k}×{k}");
         ensure!(
             dw_kernel.len() == channels * k * k && dw_bias.len() == channels,
             "depthwise weights of the wrong size"
@@ -178,85 +178,128 @@ impl ResidualSeparableConv {
         let zero = _mm256_setzero_ps();
         for y in 0..h {
             load(&mut ring, (y + p) as isize);
-            for ch in 0..c {
-                let kernel = &self.dw_kernel[ch * k * k..][..k * k];
-                let rows = ring.as_ptr().add(ch * k * plen);
-                for x0 in (0..wp).step_by(DW_LANES) {
-                    // Two sets of four sums (even and odd kernel rows): eight
-                    // independent FMA chains hide the FMA latency.
-                    let mut even = [_mm256_set1_ps(self.dw_bias[ch]); 4];
-                    let mut odd = [zero; 4];
-                    macro_rules! taps {
-                        ($sums:ident, $ky:expr) => {{
-                            // In bounds: kx + x0 + 32 ≤ plen.
-                            let src = rows.add(((y + $ky) % k) * plen + x0);
-                            for kx in 0..k {
-                                let wv = _mm256_set1_ps(kernel[$ky * k + kx]);
-                                for q in 0..4 {
-                                    $sums[q] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(src.add(kx + 8 * q)), $sums[q]);
-                                }
-                            }
-                        }};
+            match k {
+                3 => self.depthwise_row::<3>(&ring, y, plen, wp, &mut d),
+                _ => self.depthwise_row::<5>(&ring, y, plen, wp, &mut d),
+            }
+            let rows = Rows { x, out: &mut *out, y, h, w, wp };
+            match &self.activation {
+                Activation::None => self.pointwise_row(&d, rows, |v, _| v),
+                Activation::Relu => self.pointwise_row(&d, rows, |v, _| _mm256_max_ps(v, zero)),
+                Activation::Prelu(alpha) => self.pointwise_row(&d, rows, |v, o| {
+                    // Where v's sign bit is set, v·α.
+                    _mm256_blendv_ps(v, _mm256_mul_ps(v, _mm256_set1_ps(alpha[o])), v)
+                }),
+            }
+        }
+    }
+}
+
+/// Where the pointwise sums of output row `y` go: the block's input (for
+/// the residual) and output, `[C][h][w]`, and the depthwise rows' length.
+#[cfg(target_arch = "x86_64")]
+struct Rows<'a> {
+    x: &'a [f32],
+    out: &'a mut [f32],
+    y: usize,
+    h: usize,
+    w: usize,
+    wp: usize,
+}
+
+impl ResidualSeparableConv {
+    /// The pointwise sums of output row `y` from the depthwise rows `d`, 6
+    /// output channels × 16 pixels at a time (12 registers), each depthwise
+    /// strip loaded once per tile, then the residual and `act` (monomorphised
+    /// per activation, so the strip's epilogue has no branch) on the way out.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn pointwise_row(
+        &self,
+        d: &[f32],
+        rows: Rows,
+        act: impl Fn(std::arch::x86_64::__m256, usize) -> std::arch::x86_64::__m256,
+    ) {
+        use std::arch::x86_64::*;
+        let c = self.channels;
+        let Rows { x, out, y, h, w, wp } = rows;
+        for o0 in (0..c).step_by(OUT_TILE) {
+            // pw_kernel has whole tiles of rows: o0 + OUT_TILE - 1 is in bounds.
+            let wrow = self.pw_kernel.as_ptr().add(o0 * c);
+            // x0 < w keeps x0 + 16 ≤ wp: d holds whole strips.
+            for x0 in (0..w).step_by(LANES) {
+                let mut acc: [[__m256; 2]; OUT_TILE] =
+                    std::array::from_fn(|j| [_mm256_set1_ps(self.pw_bias[o0 + j]); 2]);
+                for ch in 0..c {
+                    let src = d.as_ptr().add(ch * wp + x0);
+                    let (d0, d1) = (_mm256_loadu_ps(src), _mm256_loadu_ps(src.add(8)));
+                    for (j, a) in acc.iter_mut().enumerate() {
+                        let wv = _mm256_broadcast_ss(&*wrow.add(j * c + ch));
+                        a[0] = _mm256_fmadd_ps(wv, d0, a[0]);
+                        a[1] = _mm256_fmadd_ps(wv, d1, a[1]);
                     }
-                    let mut ky = 0;
-                    while ky + 1 < k {
-                        taps!(even, ky);
-                        taps!(odd, ky + 1);
-                        ky += 2;
+                }
+                let n = LANES.min(w - x0);
+                let tile = OUT_TILE.min(c - o0);
+                if n == LANES {
+                    for (j, a) in acc.iter().enumerate().take(tile) {
+                        let at = ((o0 + j) * h + y) * w + x0;
+                        for (half, sum) in a.iter().enumerate() {
+                            let res = _mm256_loadu_ps(x.as_ptr().add(at + 8 * half));
+                            _mm256_storeu_ps(
+                                out.as_mut_ptr().add(at + 8 * half),
+                                act(_mm256_add_ps(*sum, res), o0 + j),
+                            );
+                        }
                     }
-                    taps!(even, ky);
-                    let dst = d.as_mut_ptr().add(ch * wp + x0);
-                    for q in 0..4 {
-                        _mm256_storeu_ps(dst.add(8 * q), _mm256_add_ps(even[q], odd[q]));
+                    continue;
+                }
+                for (j, a) in acc.iter().enumerate().take(tile) {
+                    let o = o0 + j;
+                    let at = (o * h + y) * w + x0;
+                    let mut sums = [0f32; LANES];
+                    _mm256_storeu_ps(sums.as_mut_ptr(), a[0]);
+                    _mm256_storeu_ps(sums.as_mut_ptr().add(8), a[1]);
+                    for i in 0..n {
+                        out[at + i] = self.activation.apply(o, sums[i] + x[at + i]);
                     }
                 }
             }
-            for o0 in (0..c).step_by(OUT_TILE) {
-                // pw_kernel has whole tiles of rows: o0 + 3 is in bounds.
-                let wrow = self.pw_kernel.as_ptr().add(o0 * c);
-                // x0 < w keeps x0 + 16 ≤ wp: d holds whole strips.
-                for x0 in (0..w).step_by(LANES) {
-                    let mut acc = [[zero; 2]; OUT_TILE];
-                    for (j, a) in acc.iter_mut().enumerate() {
-                        *a = [_mm256_set1_ps(self.pw_bias[o0 + j]); 2];
-                    }
-                    for ch in 0..c {
-                        let src = d.as_ptr().add(ch * wp + x0);
-                        let (d0, d1) = (_mm256_loadu_ps(src), _mm256_loadu_ps(src.add(8)));
-                        for (j, a) in acc.iter_mut().enumerate() {
-                            let wv = _mm256_broadcast_ss(&*wrow.add(j * c + ch));
-                            a[0] = _mm256_fmadd_ps(wv, d0, a[0]);
-                            a[1] = _mm256_fmadd_ps(wv, d1, a[1]);
+        }
+    }
+
+    /// Output row `y` of the depthwise conv, every channel, into `d`
+    /// (`[C][wp]`), from the ring of input rows: 32-pixel strips, the K²
+    /// taps unrolled. Kernel row `ky` sums into set `ky % 3` of four
+    /// registers: three independent chains per register, so that the FMA's
+    /// latency (5 cycles, 2 in flight per cycle) does not bound the loop, as
+    /// one or two chains did (BlazeFace's 3 × 3 rows took 3 × the FMA time).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn depthwise_row<const K: usize>(&self, ring: &[f32], y: usize, plen: usize, wp: usize, d: &mut [f32]) {
+        use std::arch::x86_64::*;
+        // Where each kernel row's input row sits in a channel's ring slots.
+        let rows: [usize; K] = std::array::from_fn(|ky| ((y + ky) % K) * plen);
+        let zero = _mm256_setzero_ps();
+        for (ch, out) in d.chunks_exact_mut(wp).enumerate().take(self.channels) {
+            let kernel = &self.dw_kernel[ch * K * K..][..K * K];
+            let slots = ring.as_ptr().add(ch * K * plen);
+            for x0 in (0..wp).step_by(DW_LANES) {
+                let mut sums = [[zero; 4]; 3];
+                sums[0] = [_mm256_set1_ps(self.dw_bias[ch]); 4];
+                for (ky, row) in rows.iter().enumerate() {
+                    // In bounds: kx + x0 + 32 ≤ plen.
+                    let src = slots.add(row + x0);
+                    for kx in 0..K {
+                        let wv = _mm256_set1_ps(kernel[ky * K + kx]);
+                        for (q, sum) in sums[ky % 3].iter_mut().enumerate() {
+                            *sum = _mm256_fmadd_ps(wv, _mm256_loadu_ps(src.add(kx + 8 * q)), *sum);
                         }
                     }
-                    let n = LANES.min(w - x0);
-                    for (j, a) in acc.iter().enumerate().take(c - o0) {
-                        let o = o0 + j;
-                        let at = (o * h + y) * w + x0;
-                        if n == LANES {
-                            for (half, sum) in a.iter().enumerate() {
-                                let res = _mm256_loadu_ps(x.as_ptr().add(at + 8 * half));
-                                let v = _mm256_add_ps(*sum, res);
-                                let v = match &self.activation {
-                                    Activation::None => v,
-                                    Activation::Relu => _mm256_max_ps(v, zero),
-                                    Activation::Prelu(alpha) => {
-                                        let slope = _mm256_set1_ps(alpha[o]);
-                                        // Where v's sign bit is set, v·α.
-                                        _mm256_blendv_ps(v, _mm256_mul_ps(v, slope), v)
-                                    }
-                                };
-                                _mm256_storeu_ps(out.as_mut_ptr().add(at + 8 * half), v);
-                            }
-                        } else {
-                            let mut sums = [0f32; LANES];
-                            _mm256_storeu_ps(sums.as_mut_ptr(), a[0]);
-                            _mm256_storeu_ps(sums.as_mut_ptr().add(8), a[1]);
-                            for i in 0..n {
-                                out[at + i] = self.activation.apply(o, sums[i] + x[at + i]);
-                            }
-                        }
-                    }
+                }
+                let [a, b, c] = sums;
+                for (q, ((a, b), c)) in a.into_iter().zip(b).zip(c).enumerate() {
+                    _mm256_storeu_ps(out.as_mut_ptr().add(x0 + 8 * q), _mm256_add_ps(_mm256_add_ps(a, b), c));
                 }
             }
         }
