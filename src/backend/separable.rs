@@ -19,9 +19,13 @@ use tract_onnx::tract_core::internal::*;
 #[cfg(target_arch = "x86_64")]
 const LANES: usize = 16;
 const OUT_TILE: usize = 6;
-/// Output pixels per depthwise strip (two sets of 4 registers of sums).
+/// Output pixels per depthwise strip (three sets of 4 registers of sums).
 #[cfg(target_arch = "x86_64")]
 const DW_LANES: usize = 32;
+/// Where a ring row's values start: its left zero border (K/2 ≤ 8) ends
+/// on a 32-byte boundary.
+#[cfg(target_arch = "x86_64")]
+const LEAD: usize = 8;
 
 /// What follows the residual sum.
 #[derive(Debug, Clone, PartialEq)]
@@ -159,12 +163,17 @@ impl ResidualSeparableConv {
         // The k input rows the current output row reads, per channel, each
         // with its zero border: a ring, into which each input row is copied
         // once, as it comes into reach. Slot (sy + p) % k holds input row sy.
-        let plen = wp + 2 * p;
-        let mut ring = vec![0f32; c * k * plen];
+        // Each row's values start 8 in and its length is a multiple of 8,
+        // from a 32-byte aligned start: the centre tap's loads are aligned,
+        // and fewer of the others split across cache lines.
+        let plen = (LEAD + wp + p).div_ceil(8) * 8;
+        let mut storage = vec![0f32; c * k * plen + 8];
+        let aligned = storage.as_ptr().align_offset(32).min(8);
+        let ring = &mut storage[aligned..];
         let load = |ring: &mut [f32], sy: isize| {
             let slot = (sy + p as isize) as usize % k;
             for ch in 0..c {
-                let row = &mut ring[(ch * k + slot) * plen + p..][..w];
+                let row = &mut ring[(ch * k + slot) * plen + LEAD..][..w];
                 match usize::try_from(sy).ok().filter(|&sy| sy < h) {
                     Some(sy) => row.copy_from_slice(&x[(ch * h + sy) * w..][..w]),
                     None => row.fill(0.0),
@@ -172,15 +181,15 @@ impl ResidualSeparableConv {
             }
         };
         for sy in -(p as isize)..p as isize {
-            load(&mut ring, sy);
+            load(ring, sy);
         }
         let mut d = vec![0f32; c * wp];
         let zero = _mm256_setzero_ps();
         for y in 0..h {
-            load(&mut ring, (y + p) as isize);
+            load(ring, (y + p) as isize);
             match k {
-                3 => self.depthwise_row::<3>(&ring, y, plen, wp, &mut d),
-                _ => self.depthwise_row::<5>(&ring, y, plen, wp, &mut d),
+                3 => self.depthwise_row::<3>(ring, y, plen, wp, &mut d),
+                _ => self.depthwise_row::<5>(ring, y, plen, wp, &mut d),
             }
             let rows = Rows { x, out: &mut *out, y, h, w, wp };
             match &self.activation {
@@ -288,8 +297,9 @@ impl ResidualSeparableConv {
                 let mut sums = [[zero; 4]; 3];
                 sums[0] = [_mm256_set1_ps(self.dw_bias[ch]); 4];
                 for (ky, row) in rows.iter().enumerate() {
-                    // In bounds: kx + x0 + 32 ≤ plen.
-                    let src = slots.add(row + x0);
+                    // Tap kx of pixel x reads x + kx - K/2, stored at LEAD
+                    // + x + kx - K/2. In bounds: LEAD + x0 + 32 + K/2 ≤ plen.
+                    let src = slots.add(row + x0 + LEAD - K / 2);
                     for kx in 0..K {
                         let wv = _mm256_set1_ps(kernel[ky * K + kx]);
                         for (q, sum) in sums[ky % 3].iter_mut().enumerate() {
