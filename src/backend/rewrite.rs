@@ -20,8 +20,9 @@
 //! - **Max pooling** as [`pool::MaxPool2d`], columns then rows.
 //! - **The remaining 1×1 convs**, with their bias and clamp, as
 //!   [`pointwise::PointwiseConv`].
-//! - **The first conv** (up to four input channels), with the transpose
-//!   before it and the activation after it, as [`stem::StemConv`].
+//! - **Full convs of few input channels** (up to 32: each model's first,
+//!   the emotion net's second), with the transpose before them and the
+//!   activation after them, as [`stem::StemConv`].
 //!
 //! Quantised convs are left alone: their scales live in the q-params, not
 //! the kernel.

@@ -1,5 +1,7 @@
 //! The first conv of a face model: a few input channels (RGB or grey), a
-//! k×k window, stride 1 or 2, with its activation, as one op.
+//! k×k window, stride 1 or 2, with its activation, as one op. Any full conv
+//! of up to 32 input channels takes the same path: the emotion net's second
+//! (32 → 64, 3×3) went from tract's 0.49 ms, its ReLU pass included, to 0.45.
 //!
 //! tract runs these as an im2col product whose depth is only k²·C (27 or
 //! 75): BlazeFace's 5×5 stem took 2.7 ms here, with a transpose of the NHWC
@@ -29,8 +31,9 @@ const TILE: usize = 6;
 /// Output pixels per strip.
 #[cfg(target_arch = "x86_64")]
 const STRIP: usize = 16;
-/// The most input channels a stem may have.
-const MAX_INPUT_CHANNELS: usize = 4;
+/// The most input channels this op takes: the k²·C taps of a strip are
+/// all read from L1 (32 channels × 3 rows of ~34 values: 13 KiB).
+const MAX_INPUT_CHANNELS: usize = 32;
 
 /// `y = act(bias + conv(x))` from `[1, H, W, C]` or `[1, C, H, W]` into
 /// either layout, `act` a clamp then, where there is one, a PReLU.
@@ -238,7 +241,7 @@ impl StemConv {
     }
 }
 
-/// A float conv of up to four input channels (group 1, k×k, stride 1 or 2,
+/// A float conv of up to 32 input channels (group 1, k×k, stride 1 or 2,
 /// no dilation, batch 1), with a transpose from NHWC before it and its
 /// clamp or PReLU after it where the graph has them, becomes a
 /// [`StemConv`]. Left to tract where the AVX2 kernel is missing.
@@ -364,6 +367,7 @@ mod tests {
             (Layout::ChannelsLast, Layout::ChannelsLast, 3, 32, 9, 40, 3, 2, 0, 1, false),
             (Layout::ChannelsFirst, Layout::ChannelsFirst, 1, 6, 7, 40, 3, 1, 1, 1, false),
             (Layout::ChannelsFirst, Layout::ChannelsLast, 2, 5, 6, 5, 3, 1, 0, 0, true),
+            (Layout::ChannelsFirst, Layout::ChannelsFirst, 12, 10, 9, 20, 3, 1, 0, 0, false),
         ] {
             let tiles = cout.div_ceil(TILE) * TILE;
             let mut kernel = values(cout * cin * k * k, 1);
