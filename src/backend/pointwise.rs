@@ -15,7 +15,7 @@
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
-use tract_onnx::tract_core::ops::{einsum::EinSum, math::Add};
+use tract_onnx::tract_core::ops::{einsum::EinSum, math::Add, Downsample};
 
 use super::op::write_f32;
 use super::rewrite::{binary_with_const, clamp_after, const_values, per_channel, replace_chain, sole_successor};
@@ -50,6 +50,10 @@ pub struct PointwiseConv {
     pub channels_last: bool,
     /// The output's leading batch axis of 1, where it has one.
     pub out_batch: bool,
+    /// Reads every other row and column, from 0 (a 1 × 1 conv of stride 2,
+    /// whose input tract subsamples in two `Downsample` passes first).
+    /// Channels first only.
+    pub subsample: bool,
     /// Output channels per tile: [`TILE`] where tiles run along the pixels
     /// (6 channels × 16 pixels), [`WIDE_TILE`] where few pixels make them
     /// run along the channels (16 channels × 6 pixels).
@@ -75,12 +79,14 @@ impl PointwiseConv {
         pixels: usize,
         channels_last: bool,
         out_batch: bool,
+        subsample: bool,
         weights: &[f32],
         bias: &[f32],
         lo: f32,
         hi: f32,
     ) -> PointwiseConv {
-        let tile = if pixels <= FEW_PIXELS { WIDE_TILE } else { TILE };
+        // The channel tiles pack their pixels one at a time, from anywhere.
+        let tile = if pixels <= FEW_PIXELS || subsample { WIDE_TILE } else { TILE };
         let tiles = o.div_ceil(tile);
         let mut packed = vec![0f32; tiles * c * tile];
         for (row, w) in weights.chunks_exact(c).enumerate() {
@@ -90,7 +96,18 @@ impl PointwiseConv {
         }
         let mut bias = bias.to_vec();
         bias.resize(tiles * tile, 0.0);
-        PointwiseConv { in_channels: c, out_channels: o, channels_last, out_batch, tile, packed, bias, lo, hi }
+        PointwiseConv {
+            in_channels: c,
+            out_channels: o,
+            channels_last,
+            out_batch,
+            subsample,
+            tile,
+            packed,
+            bias,
+            lo,
+            hi,
+        }
     }
 
     fn weight(&self, o: usize, c: usize) -> f32 {
@@ -104,17 +121,33 @@ impl PointwiseConv {
         ensure!(shape[c].to_usize()? == self.in_channels, "PointwiseConv: channels of {shape:?}");
         let mut out: TVec<D> = if self.out_batch { tvec![D::from(1)] } else { tvec![] };
         out.push(D::from(self.out_channels));
-        out.extend(hw.iter().cloned());
+        if self.subsample {
+            ensure!(!self.channels_last, "PointwiseConv: subsampling a channels-last input");
+            for n in hw {
+                out.push(D::from(n.to_usize()?.div_ceil(2)));
+            }
+        } else {
+            out.extend(hw.iter().cloned());
+        }
         Ok(out)
     }
 
-    /// The reference.
-    fn portable(&self, x: &[f32], p: usize, out: &mut [f32]) {
+    /// Where each output pixel reads in its input plane of `h × w`: `None`
+    /// for the same pixel.
+    fn sources(&self, h: usize, w: usize) -> Option<Vec<usize>> {
+        let ow = w.div_ceil(2);
+        self.subsample.then(|| (0..h.div_ceil(2) * ow).map(|i| (i / ow) * 2 * w + (i % ow) * 2).collect())
+    }
+
+    /// The reference: `p` output pixels from input planes of `plane` values,
+    /// output pixel i reading `sources[i]` (else i).
+    fn portable(&self, x: &[f32], plane: usize, p: usize, sources: Option<&[usize]>, out: &mut [f32]) {
         for o in 0..self.out_channels {
             for i in 0..p {
                 let mut acc = self.bias[o];
+                let from = sources.map_or(i, |s| s[i]);
                 for c in 0..self.in_channels {
-                    let at = if self.channels_last { i * self.in_channels + c } else { c * p + i };
+                    let at = if self.channels_last { i * self.in_channels + c } else { c * plane + from };
                     acc += self.weight(o, c) * x[at];
                 }
                 out[o * p + i] = acc.max(self.lo).min(self.hi);
@@ -122,19 +155,19 @@ impl PointwiseConv {
         }
     }
 
-    fn run(&self, x: &[f32], p: usize, out: &mut [f32]) {
+    fn run(&self, x: &[f32], plane: usize, p: usize, sources: Option<&[usize]>, out: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
         if super::op::available() {
             // SAFETY: `available` checked the features.
             return unsafe {
                 if self.tile == WIDE_TILE {
-                    self.channel_tiles_avx2(x, p, out)
+                    self.channel_tiles_avx2(x, plane, p, sources, out)
                 } else {
                     self.tiles_avx2(x, p, out)
                 }
             };
         }
-        self.portable(x, p, out)
+        self.portable(x, plane, p, sources, out)
     }
 
     /// Many pixels: a block of them at a time, whose activations fit in L2,
@@ -255,7 +288,7 @@ impl PointwiseConv {
     /// sums, written out through a small transpose.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn channel_tiles_avx2(&self, x: &[f32], p: usize, out: &mut [f32]) {
+    unsafe fn channel_tiles_avx2(&self, x: &[f32], plane: usize, p: usize, sources: Option<&[usize]>, out: &mut [f32]) {
         use std::arch::x86_64::*;
         debug_assert_eq!(self.tile, WIDE_TILE);
         let (c, o) = (self.in_channels, self.out_channels);
@@ -270,6 +303,12 @@ impl PointwiseConv {
                     for (ch, &v) in pixel.iter().enumerate() {
                         panels[(s * c + ch) * FEW + j] = v;
                     }
+                }
+            }
+        } else if let Some(sources) = sources {
+            for (ch, row) in x.chunks_exact(plane).enumerate() {
+                for (i, &at) in sources.iter().enumerate() {
+                    panels[(i / FEW * c + ch) * FEW + i % FEW] = row[at];
                 }
             }
         } else {
@@ -344,6 +383,9 @@ pub(super) fn rewrite(model: &TypedModel, id: usize) -> TractResult<Option<Typed
         "HWI,OI->NOHW" | "NHWI,OI->NOHW" => (true, true),
         _ => return Ok(None),
     };
+    // A stride-2 conv's input, subsampled by two Downsample ops, is read
+    // where it is.
+    let subsampled = (!channels_last).then(|| downsampled(model, node)).flatten();
     let fact = model.outlet_fact(node.inputs[0])?;
     let Some(shape) = fact.shape.as_concrete().map(|s| s.to_vec()) else { return Ok(None) };
     if fact.datum_type != f32::datum_type() || (shape.len() == 4 && shape[0] != 1) {
@@ -373,8 +415,24 @@ pub(super) fn rewrite(model: &TypedModel, id: usize) -> TractResult<Option<Typed
         }
     }
     let (lo, hi, end) = clamp_after(model, last)?;
-    let op = PointwiseConv::new(c, o, pixels, channels_last, out_batch, &weights, &bias, lo, hi);
-    replace_chain(model, node.inputs[0], node, end, op, "pointwise conv")
+    let op = PointwiseConv::new(c, o, pixels, channels_last, out_batch, subsampled.is_some(), &weights, &bias, lo, hi);
+    match subsampled {
+        Some((x, first)) => replace_chain(model, x, first, end, op, "strided pointwise conv"),
+        None => replace_chain(model, node.inputs[0], node, end, op, "pointwise conv"),
+    }
+}
+
+/// The input and the first node of two `Downsample`s before `node` that
+/// keep every other row, then every other column, from 0.
+fn downsampled<'a>(model: &'a TypedModel, node: &TypedNode) -> Option<(OutletId, &'a TypedNode)> {
+    let columns = model.node(node.inputs[0].node);
+    let rows = model.node(columns.inputs.first()?.node);
+    let rank = model.outlet_fact(node.inputs[0]).ok()?.rank();
+    let halves = |n: &TypedNode, axis: usize| {
+        n.op_as::<Downsample>().is_some_and(|d| d.axis == axis && d.stride == 2 && d.modulo == 0)
+    };
+    let x = *rows.inputs.first()?;
+    (rank >= 3 && halves(columns, rank - 1) && halves(rows, rank - 2)).then_some((x, rows))
 }
 
 super::op::f32_op!(PointwiseConv, "PointwiseConv");
@@ -386,9 +444,12 @@ impl EvalOp for PointwiseConv {
         let x = args_1!(inputs);
         let shape = x.shape().to_vec();
         let out_shape = self.output_shape(&shape)?;
-        let p = shape.iter().product::<usize>() / self.in_channels.max(1);
+        let plane = shape.iter().product::<usize>() / self.in_channels.max(1);
+        let p = out_shape.iter().product::<usize>() / self.out_channels.max(1);
+        let r = shape.len();
+        let sources = self.sources(shape[r - 2], shape[r - 1]);
         write_f32(&x, &out_shape, |x, y| {
-            self.run(x, p, y);
+            self.run(x, plane, p, sources.as_deref(), y);
             Ok(())
         })
     }
@@ -411,24 +472,56 @@ mod tests {
             return;
         }
         // Both tilings (few pixels and many), pixel counts across strips and
-        // panels, output channels that do and do not fill a tile, both layouts.
-        for (c, o, p, channels_last) in [
-            (8, 13, 49, false),
-            (600, 20, 49, false),
-            (5, 16, 300, false),
-            (32, 7, 261, false),
-            (16, 20, 45, true),
-            (16, 20, 300, true),
-            (3, 6, 400, true),
+        // panels, output channels that do and do not fill a tile, both
+        // layouts, and subsampled inputs of odd and even sides.
+        for (c, o, h, w, channels_last, subsample) in [
+            (8, 13, 7, 7, false, false),
+            (600, 20, 7, 7, false, false),
+            (5, 16, 15, 20, false, false),
+            (32, 7, 9, 29, false, false),
+            (16, 20, 5, 9, true, false),
+            (16, 20, 15, 20, true, false),
+            (3, 6, 20, 20, true, false),
+            (64, 20, 29, 29, false, true),
+            (12, 9, 8, 15, false, true),
         ] {
-            let op = PointwiseConv::new(c, o, p, channels_last, false, &values(o * c, 1), &values(o, 2), -1.0, 1.5);
-            let x = values(c * p, 3);
+            let plane = h * w;
+            let op = PointwiseConv::new(
+                c,
+                o,
+                plane,
+                channels_last,
+                false,
+                subsample,
+                &values(o * c, 1),
+                &values(o, 2),
+                -1.0,
+                1.5,
+            );
+            let sources = op.sources(h, w);
+            let p = sources.as_ref().map_or(plane, |s| s.len());
+            let x = values(c * plane, 3);
             let (mut fast, mut slow) = (vec![f32::NAN; o * p], vec![f32::NAN; o * p]);
-            op.run(&x, p, &mut fast);
-            op.portable(&x, p, &mut slow);
+            op.run(&x, plane, p, sources.as_deref(), &mut fast);
+            op.portable(&x, plane, p, sources.as_deref(), &mut slow);
             for (a, b) in fast.iter().zip(&slow) {
-                assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{c}→{o} × {p} px: {a} vs {b}");
+                assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{c}→{o} × {h}×{w}: {a} vs {b}");
             }
+        }
+        // The subsampled reference against the plain one on the kept pixels.
+        let (c, o, h, w) = (4, 5, 5, 7);
+        let x = values(c * h * w, 3);
+        let plain = PointwiseConv::new(c, o, h * w, false, false, false, &values(o * c, 1), &values(o, 2), -1.0, 1.5);
+        let strided = PointwiseConv::new(c, o, h * w, false, false, true, &values(o * c, 1), &values(o, 2), -1.0, 1.5);
+        let mut all = vec![0f32; o * h * w];
+        plain.portable(&x, h * w, h * w, None, &mut all);
+        let sources = strided.sources(h, w).unwrap_or_default();
+        let mut kept = vec![0f32; o * sources.len()];
+        strided.portable(&x, h * w, sources.len(), Some(&sources), &mut kept);
+        assert_eq!(sources.len(), 3 * 4);
+        for (i, v) in kept.iter().enumerate() {
+            let (ch, px) = (i / 12, i % 12);
+            assert_eq!(*v, all[ch * h * w + (px / 4) * 2 * w + (px % 4) * 2]);
         }
     }
 
@@ -441,7 +534,15 @@ mod tests {
         if !super::super::op::available() {
             return;
         }
-        for (c, o, hw, channels_last) in [(24, 40, 7, false), (16, 32, 20, false), (8, 12, 9, true)] {
+        // The last two: a stride-2 conv (the emotion net's shortcuts), whose
+        // input tract subsamples with two Downsample ops the rewrite folds in.
+        for (c, o, hw, channels_last, stride) in [
+            (24, 40, 7, false, 1),
+            (16, 32, 20, false, 1),
+            (8, 12, 9, true, 1),
+            (24, 40, 15, false, 2),
+            (16, 32, 20, false, 2),
+        ] {
             let shape: TVec<usize> = if channels_last { tvec!(1, hw, hw, c) } else { tvec!(1, c, hw, hw) };
             let mut model = TypedModel::default();
             let x = model.add_source("x", f32::fact(&shape)).unwrap();
@@ -454,13 +555,15 @@ mod tests {
             } else {
                 let k = model.add_const("k", Tensor::from_shape(&[o, c, 1, 1], &values(o * c, 1)).unwrap()).unwrap();
                 let b = model.add_const("b", tensor1(&values(o, 2))).unwrap();
-                let pool = PoolSpec::new(DataFormat::NCHW, tvec!(1, 1), PaddingSpec::Valid, None, None, c, o);
+                let strides = (stride > 1).then(|| tvec!(stride, stride));
+                let pool = PoolSpec::new(DataFormat::NCHW, tvec!(1, 1), PaddingSpec::Valid, None, strides, c, o);
                 let conv = Conv { pool_spec: pool, kernel_fmt: KernelFormat::OIHW, group: 1, q_params: None };
                 model.wire_node("conv", conv, &[x, k, b]).unwrap()[0]
             };
             let input = Tensor::from_shape(&shape, &values(shape.iter().product(), 5)).unwrap();
             let ops = check_relu6_rewrite(model, y, &input, 1e-4);
             assert!(ops.contains(&"PointwiseConv".to_string()) && ops.len() <= 3, "{c}→{o}: {ops:?}");
+            assert!(!ops.contains(&"Downsample".to_string()), "{c}→{o} stride {stride}: {ops:?}");
         }
     }
 }
