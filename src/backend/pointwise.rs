@@ -259,22 +259,19 @@ impl PointwiseConv {
                         );
                     }
                 }
-            } else if self.channels_last {
-                for (ch, row) in panel.chunks_exact_mut(STRIP).enumerate() {
-                    for (j, v) in row.iter_mut().enumerate() {
-                        *v = if j < n { x[(p0 + j) * c + ch] } else { 0.0 };
-                    }
-                }
-            } else if n == STRIP {
+            } else if n == STRIP && !self.channels_last {
                 for (ch, row) in panel.chunks_exact_mut(STRIP).enumerate() {
                     let src = x.as_ptr().add(ch * p + p0);
                     _mm256_storeu_ps(row.as_mut_ptr(), _mm256_loadu_ps(src));
                     _mm256_storeu_ps(row.as_mut_ptr().add(8), _mm256_loadu_ps(src.add(8)));
                 }
             } else {
+                // A value at a time: channels last of other widths, or the
+                // last, partial strip.
                 for (ch, row) in panel.chunks_exact_mut(STRIP).enumerate() {
                     for (j, v) in row.iter_mut().enumerate() {
-                        *v = if j < n { x[ch * p + p0 + j] } else { 0.0 };
+                        let at = if self.channels_last { (p0 + j) * c + ch } else { ch * p + p0 + j };
+                        *v = if j < n { x[at] } else { 0.0 };
                     }
                 }
             }
