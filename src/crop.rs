@@ -94,7 +94,8 @@ struct Sampler<'a> {
     height: usize,
     #[cfg(target_arch = "x86_64")]
     sse41: bool,
-    /// Also that the frame's byte offsets fit the gathers' i32 lanes.
+    /// Also that the frame's byte offsets fit the i32 lanes they are
+    /// computed in.
     #[cfg(target_arch = "x86_64")]
     avx2: bool,
 }
@@ -170,6 +171,28 @@ impl<'a> Sampler<'a> {
         let vv = _mm256_set1_ps(v);
         let zero = _mm256_setzero_ps();
         let (last_x, last_y) = (_mm256_set1_ps(self.width as f32 - 1.0), _mm256_set1_ps(self.height as f32 - 2.0));
+        // Two samples to a register, one in each 128-bit half, each as
+        // `bilinear_sse41` computes it: its row's 8 bytes spread to
+        // [r g b 0] for the left and the right neighbour.
+        let left = _mm256_setr_epi8(
+            0, -1, -1, -1, 1, -1, -1, -1, 2, -1, -1, -1, -1, -1, -1, -1, 0, -1, -1, -1, 1, -1, -1, -1, 2, -1, -1, -1,
+            -1, -1, -1, -1,
+        );
+        let right = _mm256_setr_epi8(
+            3, -1, -1, -1, 4, -1, -1, -1, 5, -1, -1, -1, -1, -1, -1, -1, 3, -1, -1, -1, 4, -1, -1, -1, 5, -1, -1, -1,
+            -1, -1, -1, -1,
+        );
+        let lerp = |p: __m256, q: __m256, f: __m256| _mm256_add_ps(p, _mm256_mul_ps(_mm256_sub_ps(q, p), f));
+        let both = |first: *const u8, second: *const u8| {
+            let bytes = _mm256_inserti128_si256::<1>(
+                _mm256_castsi128_si256(_mm_loadl_epi64(first as *const __m128i)),
+                _mm_loadl_epi64(second as *const __m128i),
+            );
+            (
+                _mm256_cvtepi32_ps(_mm256_shuffle_epi8(bytes, left)),
+                _mm256_cvtepi32_ps(_mm256_shuffle_epi8(bytes, right)),
+            )
+        };
         let mut u0 = 0;
         while u0 + 8 <= row.len() {
             let u = _mm256_add_ps(_mm256_set1_ps(u0 as f32), _mm256_setr_ps(0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0));
@@ -200,50 +223,28 @@ impl<'a> Sampler<'a> {
             _mm256_storeu_si256(ats.as_mut_ptr() as *mut __m256i, at);
             _mm256_storeu_ps(fxs.as_mut_ptr(), fx);
             _mm256_storeu_ps(fys.as_mut_ptr(), fy);
-            // Two samples to a register, one in each 128-bit half, each as
-            // `bilinear_sse41` computes it: its row's 8 bytes spread to
-            // [r g b 0] for the left and the right neighbour.
-            let left = _mm256_setr_epi8(
-                0, -1, -1, -1, 1, -1, -1, -1, 2, -1, -1, -1, -1, -1, -1, -1, 0, -1, -1, -1, 1, -1, -1, -1, 2, -1, -1,
-                -1, -1, -1, -1, -1,
-            );
-            let right = _mm256_setr_epi8(
-                3, -1, -1, -1, 4, -1, -1, -1, 5, -1, -1, -1, -1, -1, -1, -1, 3, -1, -1, -1, 4, -1, -1, -1, 5, -1, -1,
-                -1, -1, -1, -1, -1,
-            );
-            let lerp = |p: __m256, q: __m256, f: __m256| _mm256_add_ps(p, _mm256_mul_ps(_mm256_sub_ps(q, p), f));
-            let both = |a: *const u8, b: *const u8| {
-                let bytes = _mm256_inserti128_si256::<1>(
-                    _mm256_castsi128_si256(_mm_loadl_epi64(a as *const __m128i)),
-                    _mm_loadl_epi64(b as *const __m128i),
-                );
-                (
-                    _mm256_cvtepi32_ps(_mm256_shuffle_epi8(bytes, left)),
-                    _mm256_cvtepi32_ps(_mm256_shuffle_epi8(bytes, right)),
-                )
-            };
             // The row from this group on: each pair's second sample is
             // stored as 4 values, the 4th over the next sample, which is
             // written after it; past the row's end only in the last group.
             let dst = row.as_mut_ptr().add(u0) as *mut f32;
             let more = u0 + 8 < row.len();
             for pair in 0..4 {
-                let (a, b) = (2 * pair, 2 * pair + 1);
+                let (i, j) = (2 * pair, 2 * pair + 1);
                 // In bounds: each lane is inside (above), so its two 8-byte
                 // reads end on the row below its bottom neighbours'.
-                let (pa, pb) = (self.raw.as_ptr().add(ats[a] as usize), self.raw.as_ptr().add(ats[b] as usize));
+                let (pa, pb) = (self.raw.as_ptr().add(ats[i] as usize), self.raw.as_ptr().add(ats[j] as usize));
                 let (tl, tr) = both(pa, pb);
                 let (bl, br) = both(pa.add(stride as usize), pb.add(stride as usize));
-                let fx = _mm256_setr_m128(_mm_set1_ps(fxs[a]), _mm_set1_ps(fxs[b]));
-                let fy = _mm256_setr_m128(_mm_set1_ps(fys[a]), _mm_set1_ps(fys[b]));
+                let fx = _mm256_setr_m128(_mm_set1_ps(fxs[i]), _mm_set1_ps(fxs[j]));
+                let fy = _mm256_setr_m128(_mm_set1_ps(fys[i]), _mm_set1_ps(fys[j]));
                 let v = lerp(lerp(tl, tr, fx), lerp(bl, br, fx), fy);
-                _mm_storeu_ps(dst.add(3 * a), _mm256_castps256_ps128(v));
+                _mm_storeu_ps(dst.add(3 * i), _mm256_castps256_ps128(v));
                 if pair < 3 || more {
-                    _mm_storeu_ps(dst.add(3 * b), _mm256_extractf128_ps::<1>(v));
+                    _mm_storeu_ps(dst.add(3 * j), _mm256_extractf128_ps::<1>(v));
                 } else {
                     let mut last = [0f32; 4];
                     _mm_storeu_ps(last.as_mut_ptr(), _mm256_extractf128_ps::<1>(v));
-                    row[u0 + b] = [last[0], last[1], last[2]];
+                    row[u0 + j] = [last[0], last[1], last[2]];
                 }
             }
             u0 += 8;
