@@ -1,5 +1,6 @@
 //! What our own tract ops share: the padding of the conv and pool windows,
-//! the allocation of their output, and their `Op`/`TypedOp` boilerplate.
+//! the allocation of their output, an 8 × 8 transpose in registers (between
+//! channels-first and channels-last), and their `Op`/`TypedOp` boilerplate.
 //! The ops themselves and the rewrites that put them in are elsewhere.
 
 use tract_onnx::prelude::*;
