@@ -18,6 +18,7 @@ pub mod detect;
 pub mod doctor;
 pub mod explain;
 pub mod heads;
+pub mod heap;
 pub mod hri;
 pub mod landmarks;
 pub mod llm;

@@ -224,7 +224,7 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
 }
 
 fn main() -> ExitCode {
-    keep_freed_memory();
+    emoedge::heap::keep_freed();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = Cli::parse();
     match run(cli) {
@@ -233,23 +233,6 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::from(code)
         }
-    }
-}
-
-/// Lets malloc keep freed memory for the next frame instead of handing it
-/// back to the kernel: every frame allocates the same tensors (1.5 MiB for
-/// BlazeFace's 128 × 128 maps, 3 MiB for FaceRes's largest), and glibc's
-/// adaptive thresholds mapped some anew and trimmed others, each time
-/// faulting in zeroed pages. Fixed thresholds made `bench`'s face pipeline
-/// 7–10 % faster here, as onnxruntime's arena and llama.cpp's preallocated
-/// buffers are. (The daemon sets its own policy, for a flat RSS over months.)
-fn keep_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes malloc's parameters, and runs before any
-    // thread starts.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 64 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
     }
 }
 
@@ -403,7 +386,11 @@ fn analyze(
     for path in clips {
         code = code.max(cli::clip::analyze(&pipeline, path, out)?);
     }
-    for path in images.iter().copied() {
+    for (i, path) in images.iter().copied().enumerate() {
+        if i == 1 {
+            // After the first picture the heap holds what the others reuse.
+            emoedge::heap::to_huge_pages();
+        }
         let name = path.display().to_string();
         let t = Instant::now();
         let frame = match source::read_image(path) {

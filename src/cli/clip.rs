@@ -70,6 +70,10 @@ pub fn analyze(pipeline: &Pipeline, path: &Path, out: &ClipOutputs) -> Result<u8
     let stdout = std::io::stdout();
     let on_frame = |view: &FrameView| -> anyhow::Result<()> {
         bar.inc(1);
+        if bar.position() == 1 {
+            // The heap has grown to what every later frame reuses.
+            emoedge::heap::to_huge_pages();
+        }
         if out.json {
             let (w, h) = (view.frame.width(), view.frame.height());
             let line = serde_json::json!({
