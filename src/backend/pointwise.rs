@@ -9,7 +9,7 @@
 //! into 16-pixel panels (from either layout), then 6 output channels × 16
 //! pixels are summed to a tile of 12 registers, the weights packed once, at
 //! load, six to a channel, the bias and the clamp applied before the store.
-//! Few pixels (7 × 7 and 14 × 14 maps) take the other tiling: the
+//! Maps that 16-pixel strips fit badly (7 × 7) take the other tiling: the
 //! activations packed into six-pixel panels, 16 output channels × 6 pixels
 //! to a tile, the weights sixteen to a channel.
 
@@ -23,7 +23,6 @@ use super::rewrite::{binary_with_const, clamp_after, const_values, per_channel, 
 /// Output channels per tile.
 const TILE: usize = 6;
 /// Pixels per strip: two registers.
-#[cfg(target_arch = "x86_64")]
 const STRIP: usize = 16;
 /// Output channels per tile where the tiles run along the channels.
 const WIDE_TILE: usize = 16;
@@ -33,9 +32,13 @@ const FEW: usize = 6;
 /// Input channels per pass of the channel tiles.
 #[cfg(target_arch = "x86_64")]
 const CHUNK: usize = 512;
-/// Up to this many pixels, the tiles run along the channels: 49 pixels in
-/// 16-pixel strips are 64 computed (77 %), in 6-pixel ones 54 (91 %).
-const FEW_PIXELS: usize = 256;
+/// The tiles run along the channels where 16-pixel strips would compute
+/// more than this share extra: 49 pixels in 16-pixel strips are 64 computed
+/// (31 % extra), in 6-pixel ones 54. Below it the pixel tiles win although
+/// they compute a little more: 196 pixels (14 × 14) took 5 % less time as
+/// 208 in 16-pixel strips than as 198 in 6-pixel ones, whose sums go out
+/// transposed, a value at a time.
+const MOST_EXTRA: f32 = 0.125;
 /// The activations a pixel block may hold, in bytes: half of Zen 2's L2.
 #[cfg(target_arch = "x86_64")]
 const BLOCK_BYTES: usize = 256 << 10;
@@ -86,7 +89,8 @@ impl PointwiseConv {
         hi: f32,
     ) -> PointwiseConv {
         // The channel tiles pack their pixels one at a time, from anywhere.
-        let tile = if pixels <= FEW_PIXELS || subsample { WIDE_TILE } else { TILE };
+        let extra = (pixels.div_ceil(STRIP) * STRIP - pixels) as f32 / pixels.max(1) as f32;
+        let tile = if extra > MOST_EXTRA || subsample { WIDE_TILE } else { TILE };
         let tiles = o.div_ceil(tile);
         let mut packed = vec![0f32; tiles * c * tile];
         for (row, w) in weights.chunks_exact(c).enumerate() {
@@ -477,6 +481,8 @@ mod tests {
             (5, 16, 15, 20, false, false),
             (32, 7, 9, 29, false, false),
             (16, 20, 5, 9, true, false),
+            (16, 20, 7, 7, true, false),
+            (24, 10, 14, 14, false, false),
             (16, 20, 15, 20, true, false),
             (3, 6, 20, 20, true, false),
             (64, 20, 29, 29, false, true),
