@@ -6,6 +6,7 @@
 //! into frame coordinates.
 
 use image::RgbImage;
+use tract_onnx::prelude::{Tensor, TractResult};
 
 /// Maps a crop pixel `(u, v)` to a frame position `(x, y)`:
 /// `x = a·u + b·v + tx`, `y = c·u + d·v + ty`. Both sides count in pixel
@@ -68,10 +69,32 @@ impl Affine {
 /// row-major order. Positions more than a pixel outside the frame read as
 /// black, as TF's crop-and-resize extrapolates; nearer ones take the edge.
 pub fn sample_rgb(frame: &RgbImage, map: &Affine, w: u32, h: u32) -> Vec<[f32; 3]> {
-    let sampler = Sampler::new(frame);
     let mut out = vec![[0.0; 3]; (w * h) as usize];
-    for v in 0..h {
-        let row = &mut out[(v * w) as usize..][..w as usize];
+    sample_into(frame, map, w, &mut out);
+    out
+}
+
+/// A model's input straight from the frame: [`sample_rgb`]'s pixels as
+/// `value · scale + offset`, in a `[1, h, w, 3]` tensor written in place
+/// (built from a `Vec`, tract copied it into its own aligned buffer).
+pub fn rgb_tensor(frame: &RgbImage, map: &Affine, w: u32, h: u32, scale: f32, offset: f32) -> TractResult<Tensor> {
+    // SAFETY: `sample_into` writes every pixel before anything reads one.
+    let mut tensor = unsafe { Tensor::uninitialized::<f32>(&[1, h as usize, w as usize, 3])? };
+    {
+        let mut plain = tensor.try_as_plain_ram_mut()?;
+        let values = plain.as_slice_mut::<f32>()?;
+        sample_into(frame, map, w, values.as_chunks_mut::<3>().0);
+        if (scale, offset) != (1.0, 0.0) {
+            values.iter_mut().for_each(|v| *v = *v * scale + offset);
+        }
+    }
+    Ok(tensor)
+}
+
+/// `out`'s rows of `w` pixels, row `v` sampled along crop row `v`.
+fn sample_into(frame: &RgbImage, map: &Affine, w: u32, out: &mut [[f32; 3]]) {
+    let sampler = Sampler::new(frame);
+    for (v, row) in out.chunks_exact_mut(w as usize).enumerate() {
         #[allow(unused_mut)]
         let mut done = 0;
         #[cfg(target_arch = "x86_64")]
@@ -84,7 +107,6 @@ pub fn sample_rgb(frame: &RgbImage, map: &Affine, w: u32, h: u32) -> Vec<[f32; 3
             *rgb = sampler.at(x, y);
         }
     }
-    out
 }
 
 /// One frame's pixels, and what this CPU has to sample them with.

@@ -10,7 +10,7 @@ use tract_onnx::prelude::*;
 
 use crate::{
     config::DetectConfig,
-    crop::{sample_rgb, Affine},
+    crop::{rgb_tensor, Affine},
     models::{Backend, Model, ModelError, Precision},
     source::Frame,
 };
@@ -129,17 +129,14 @@ impl Detector {
 
     /// The model's input for a frame: the whole frame stretched to 256×256
     /// (as human does), scaled to −1…1.
-    pub fn input(frame: &Frame) -> Tensor {
+    pub fn input(frame: &Frame) -> TractResult<Tensor> {
         let map = Affine::rect(0.0, 0.0, frame.width() as f32, frame.height() as f32, INPUT, INPUT);
-        let px = sample_rgb(&frame.image, &map, INPUT, INPUT);
-        let mut data = px.into_flattened();
-        data.iter_mut().for_each(|v| *v = *v / 127.5 - 1.0);
-        tensor_nhwc(data, INPUT, INPUT, 3)
+        rgb_tensor(&frame.image, &map, INPUT, INPUT, 1.0 / 127.5, -1.0)
     }
 
     /// Every face candidate in the frame, after NMS, best first.
     pub fn detect(&self, frame: &Frame, cfg: &DetectConfig) -> TractResult<Vec<FaceBox>> {
-        let outputs = self.model.run(Self::input(frame))?;
+        let outputs = self.model.run(Self::input(frame)?)?;
         let rows = regressor_rows(&outputs)?;
         let (sx, sy) = (frame.width() as f32 / INPUT as f32, frame.height() as f32 / INPUT as f32);
         let mut boxes = Vec::new();
@@ -203,13 +200,6 @@ fn regressor_rows(outputs: &[Vec<f32>]) -> TractResult<Vec<[f32; 17]>> {
         }
         n => bail!("blazeface has {n} outputs, expected 1 or 4"),
     }
-}
-
-pub(crate) fn tensor_nhwc(data: Vec<f32>, h: u32, w: u32, c: usize) -> Tensor {
-    // The length always matches: callers build `data` from an h×w sample.
-    tract_ndarray::Array4::from_shape_vec((1, h as usize, w as usize, c), data)
-        .map(Tensor::from)
-        .unwrap_or_else(|_| Tensor::zero::<f32>(&[1, h as usize, w as usize, c]).unwrap_or_else(|_| Tensor::default()))
 }
 
 fn sigmoid(x: f32) -> f32 {

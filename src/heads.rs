@@ -139,8 +139,7 @@ use anyhow::{bail, ensure};
 use tract_onnx::prelude::*;
 
 use crate::{
-    crop::{sample_rgb, Affine},
-    detect::tensor_nhwc,
+    crop::{rgb_tensor, sample_rgb, Affine},
     landmarks::{Landmarks, MESH_INPUT},
     models::{Backend, Model, ModelError, Precision},
     source::Frame,
@@ -163,12 +162,11 @@ const RACE: [&str; 5] = ["white", "black", "asian", "indian", "other"];
 /// Below this margin from 0.5 (on the 0–1 "male" output) the gender is unknown.
 const GENDER_MARGIN: f32 = 0.05;
 
-/// Samples a sub-rectangle of the face crop, given in fractions of the crop
-/// (`[x0, y0, x1, y1]`), at `w`×`h`.
-fn face_input(frame: &Frame, landmarks: &Landmarks, part: [f32; 4], w: u32, h: u32) -> Vec<[f32; 3]> {
+/// Where a sub-rectangle of the face crop, given in fractions of the crop
+/// (`[x0, y0, x1, y1]`), sampled at `w`×`h`, reads in the frame.
+fn face_map(landmarks: &Landmarks, part: [f32; 4], w: u32, h: u32) -> Affine {
     let s = MESH_INPUT as f32;
-    let inner = Affine::rect(part[0] * s, part[1] * s, part[2] * s, part[3] * s, w, h);
-    sample_rgb(&frame.image, &landmarks.crop.then(&inner), w, h)
+    landmarks.crop.then(&Affine::rect(part[0] * s, part[1] * s, part[2] * s, part[3] * s, w, h))
 }
 
 pub struct Heads {
@@ -188,15 +186,15 @@ impl Heads {
     }
 
     /// The emotion model's input: the face crop at 64×64, gray, scaled to −1…1.
-    pub fn emotion_input(frame: &Frame, landmarks: &Landmarks) -> Tensor {
-        let px = face_input(frame, landmarks, [0.0, 0.0, 1.0, 1.0], 64, 64);
-        let data =
+    pub fn emotion_input(frame: &Frame, landmarks: &Landmarks) -> TractResult<Tensor> {
+        let px = sample_rgb(&frame.image, &face_map(landmarks, [0.0, 0.0, 1.0, 1.0], 64, 64), 64, 64);
+        let data: Vec<f32> =
             px.iter().map(|p| ((p[0] * GRAY[0] + p[1] * GRAY[1] + p[2] * GRAY[2]) / 255.0 - 0.5) * 2.0).collect();
-        tensor_nhwc(data, 64, 64, 1)
+        Tensor::from_shape(&[1, 64, 64, 1], &data)
     }
 
     pub fn emotion(&self, frame: &Frame, landmarks: &Landmarks) -> TractResult<EmotionScores> {
-        let out = self.emotion.run(Self::emotion_input(frame, landmarks))?;
+        let out = self.emotion.run(Self::emotion_input(frame, landmarks)?)?;
         let p = out.first().map(|t| t.as_slice()).unwrap_or(&[]);
         ensure!(p.len() == 7, "emotion model gave {} values, expected 7", p.len());
         let sum: f32 = p.iter().sum::<f32>().max(1e-12);
@@ -208,21 +206,17 @@ impl Heads {
     }
 
     /// The description model's input: the face crop at 224×224, RGB 0–255.
-    pub fn faceres_input(frame: &Frame, landmarks: &Landmarks) -> Tensor {
-        let px = face_input(frame, landmarks, [0.0, 0.0, 1.0, 1.0], 224, 224);
-        tensor_nhwc(px.into_flattened(), 224, 224, 3)
+    pub fn faceres_input(frame: &Frame, landmarks: &Landmarks) -> TractResult<Tensor> {
+        rgb_tensor(&frame.image, &face_map(landmarks, [0.0, 0.0, 1.0, 1.0], 224, 224), 224, 224, 1.0, 0.0)
     }
 
     /// Gear's input: the face crop's box x 0.1–0.9, y 0–0.9, at 198×198, RGB 0–1.
-    pub fn gear_input(frame: &Frame, landmarks: &Landmarks) -> Tensor {
-        let px = face_input(frame, landmarks, [0.1, 0.0, 0.9, 0.9], 198, 198);
-        let mut data = px.into_flattened();
-        data.iter_mut().for_each(|v| *v /= 255.0);
-        tensor_nhwc(data, 198, 198, 3)
+    pub fn gear_input(frame: &Frame, landmarks: &Landmarks) -> TractResult<Tensor> {
+        rgb_tensor(&frame.image, &face_map(landmarks, [0.1, 0.0, 0.9, 0.9], 198, 198), 198, 198, 1.0 / 255.0, 0.0)
     }
 
     pub fn attributes(&self, frame: &Frame, landmarks: &Landmarks) -> TractResult<Attributes> {
-        let out = self.faceres.run(Self::faceres_input(frame, landmarks))?;
+        let out = self.faceres.run(Self::faceres_input(frame, landmarks)?)?;
         let by_len = |n: usize| out.iter().find(|t| t.len() == n).map(|t| t.as_slice());
         let (Some(male), Some(age_bins)) = (by_len(1), by_len(100)) else {
             bail!("faceres outputs are not a gender value and 100 age bins");
@@ -231,7 +225,7 @@ impl Heads {
         let (gender, gender_confidence) = gender_from_male_probability(male[0]);
         let race = match &self.gear {
             Some(gear) => {
-                let out = gear.run(Self::gear_input(frame, landmarks))?;
+                let out = gear.run(Self::gear_input(frame, landmarks)?)?;
                 let r = out.iter().find(|t| t.len() == 5).map(|t| t.as_slice()).unwrap_or(&[]);
                 Some(RACE.iter().copied().zip(r.iter().copied()).collect())
             }

@@ -11,8 +11,8 @@ use anyhow::bail;
 use tract_onnx::prelude::*;
 
 use crate::{
-    crop::{sample_rgb, Affine},
-    detect::{tensor_nhwc, FaceBox},
+    crop::{rgb_tensor, Affine},
+    detect::FaceBox,
     models::{Backend, Model, ModelError, Precision},
     source::Frame,
 };
@@ -64,16 +64,13 @@ impl Mesh {
     }
 
     /// The model's input: the face crop, RGB 0–1.
-    pub fn input(frame: &Frame, crop: &Affine) -> Tensor {
-        let px = sample_rgb(&frame.image, crop, MESH_INPUT, MESH_INPUT);
-        let mut data = px.into_flattened();
-        data.iter_mut().for_each(|v| *v /= 255.0);
-        tensor_nhwc(data, MESH_INPUT, MESH_INPUT, 3)
+    pub fn input(frame: &Frame, crop: &Affine) -> TractResult<Tensor> {
+        rgb_tensor(&frame.image, crop, MESH_INPUT, MESH_INPUT, 1.0 / 255.0, 0.0)
     }
 
     pub fn landmarks(&self, frame: &Frame, face: &FaceBox) -> TractResult<Landmarks> {
         let crop = face.mesh_crop(self.rotate, MESH_INPUT);
-        let outputs = self.model.run(Self::input(frame, &crop))?;
+        let outputs = self.model.run(Self::input(frame, &crop)?)?;
         let mut mesh = None;
         let mut flag = None;
         for t in &outputs {

@@ -29,7 +29,7 @@ fn tract_matches_onnxruntime_on_every_model_and_precision() {
     let frame = common::frame("astronaut.png");
     let analysis = common::analyze(&common::pipeline(Precision::Fp32), &frame);
     assert_eq!(analysis.faces.len(), 1, "the parity inputs come from the astronaut's one face");
-    let jobs = face_jobs(&frame, &analysis.faces[0]);
+    let jobs = face_jobs(&frame, &analysis.faces[0]).expect("the face models' inputs");
     let dir = models::default_dir();
     let reference = run_reference(&jobs, &dir, &common::scratch("parity"), 0).unwrap_or_else(|e| panic!("{e}"));
 

@@ -39,13 +39,13 @@ impl Job {
 }
 
 /// The real inputs each face model sees for this frame and face, at every precision.
-pub fn face_jobs(frame: &Frame, face: &Face) -> Vec<Job> {
+pub fn face_jobs(frame: &Frame, face: &Face) -> TractResult<Vec<Job>> {
     let inputs = [
-        Detector::input(frame),
-        Mesh::input(frame, &face.landmarks.crop),
-        Heads::emotion_input(frame, &face.landmarks),
-        Heads::faceres_input(frame, &face.landmarks),
-        Heads::gear_input(frame, &face.landmarks),
+        Detector::input(frame)?,
+        Mesh::input(frame, &face.landmarks.crop)?,
+        Heads::emotion_input(frame, &face.landmarks)?,
+        Heads::faceres_input(frame, &face.landmarks)?,
+        Heads::gear_input(frame, &face.landmarks)?,
     ];
     let mut jobs = Vec::new();
     for (model, input) in FACE_MODELS.iter().zip(inputs) {
@@ -53,7 +53,7 @@ pub fn face_jobs(frame: &Frame, face: &Face) -> Vec<Job> {
             jobs.push(Job { model, precision, input: input.clone() });
         }
     }
-    jobs
+    Ok(jobs)
 }
 
 /// What onnxruntime gave for one job.
@@ -182,7 +182,7 @@ pub fn face_bench(
     let fp32 = pipelines.iter().find(|(p, _)| *p == Precision::Fp32).ok_or("the benchmark needs the fp32 pipeline")?.1;
     let analysis = fp32.analyze(frame, "bench")?;
     let face = analysis.faces.first().ok_or("the benchmark picture has no face")?;
-    let jobs = face_jobs(frame, face);
+    let jobs = face_jobs(frame, face)?;
     let total = jobs.len() + pipelines.len() + 1;
     let reference = run_reference(&jobs, models_dir, work, repeat)?;
     progress(1, total);
