@@ -93,6 +93,9 @@ pub fn rgb_tensor(frame: &RgbImage, map: &Affine, w: u32, h: u32, scale: f32, of
 
 /// `out`'s rows of `w` pixels, row `v` sampled along crop row `v`.
 fn sample_into(frame: &RgbImage, map: &Affine, w: u32, out: &mut [[f32; 3]]) {
+    if w == 0 {
+        return;
+    }
     let sampler = Sampler::new(frame);
     for (v, row) in out.chunks_exact_mut(w as usize).enumerate() {
         #[allow(unused_mut)]
@@ -326,6 +329,19 @@ mod tests {
         let px = sample_rgb(&img, &Affine::rect(0.0, 0.0, 4.0, 3.0, 4, 3), 4, 3);
         assert_eq!(px[4 + 2], [200.0, 100.0, 50.0]);
         assert_eq!(px[0], [0.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn a_model_input_is_the_samples_scaled_in_nhwc() {
+        let img = RgbImage::from_fn(37, 23, |x, y| image::Rgb([(x * 7) as u8, (y * 11) as u8, ((x + y) * 3) as u8]));
+        let map = Affine::square(18.0, 11.0, 30.0, 0.4, 19);
+        let t = rgb_tensor(&img, &map, 19, 17, 1.0 / 127.5, -1.0).expect("a tensor");
+        assert_eq!(t.shape(), [1, 17, 19, 3]);
+        let want: Vec<f32> =
+            sample_rgb(&img, &map, 19, 17).into_flattened().iter().map(|v| v * (1.0 / 127.5) - 1.0).collect();
+        let plain = t.try_as_plain_ram().expect("values in memory");
+        assert_eq!(plain.as_slice::<f32>().expect("f32 values"), want.as_slice());
+        assert!(sample_rgb(&img, &map, 0, 5).is_empty());
     }
 
     #[test]
