@@ -75,13 +75,23 @@ fn heap_range() -> Option<(usize, usize)> {
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     #[test]
-    fn the_heap_is_found_and_only_whole_2_mib_pages_inside_it_are_advised() {
-        let (start, end) = super::heap_range().expect("a [heap] line in /proc/self/maps");
-        assert!(start < end, "{start:x}-{end:x}");
+    fn only_whole_2_mib_pages_inside_the_heap_are_advised() {
+        let heap = super::heap_range();
+        // Linux shows a [heap] once malloc has used brk; qemu-user (CI's
+        // AArch64 run) shows its guest none, and then nothing is advised.
+        if cfg!(target_arch = "x86_64") {
+            assert!(heap.is_some(), "no [heap] line in /proc/self/maps");
+        }
         let advised = super::to_huge_pages();
         assert_eq!(advised % (2 << 20), 0);
-        // The heap only grows meanwhile.
-        let (_, now) = super::heap_range().expect("still a heap");
-        assert!(advised <= now - start, "{advised} bytes advised in {start:x}-{now:x}");
+        match heap {
+            Some((start, end)) => {
+                assert!(start < end, "{start:x}-{end:x}");
+                // The heap only grows meanwhile.
+                let (_, now) = super::heap_range().expect("still a heap");
+                assert!(advised <= now - start, "{advised} bytes advised in {start:x}-{now:x}");
+            }
+            None => assert_eq!(advised, 0),
+        }
     }
 }
