@@ -301,10 +301,11 @@ impl ResidualSeparableConv {
 
     /// Output row `y` of the depthwise conv, every channel, into `d`
     /// (channel `ch`'s `wp` values at `ch · stride`), from the ring of input
-    /// rows: 32-pixel strips, the K² taps unrolled. Kernel row `ky` sums into set `ky % 3` of four
-    /// registers: three independent chains per register, so that the FMA's
-    /// latency (5 cycles, 2 in flight per cycle) does not bound the loop, as
-    /// one or two chains did (BlazeFace's 3 × 3 rows took 3 × the FMA time).
+    /// rows: 32-pixel strips, the K² taps unrolled. Kernel row `ky` sums
+    /// into set `ky % 3` of four registers: three independent chains per
+    /// register, so that the FMA's latency (5 cycles, 2 in flight per cycle)
+    /// does not bound the loop, as one or two chains did (BlazeFace's 3 × 3
+    /// rows took 3 × the FMA time).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn depthwise_row<const K: usize>(
