@@ -9,9 +9,11 @@
 //! depthwise row of every channel stays in L1 and feeds the pointwise sums
 //! at once, and the residual and activation are applied as each strip of the
 //! output is stored. Each tensor is read once (the input rows `k` times,
-//! from cache) and the output written once. Small maps whose rows are not
-//! whole 16-pixel strips (FaceMesh's 24 × 24 to 3 × 3) keep the whole
-//! depthwise output instead, and take the pointwise sums over it as one row.
+//! from cache) and the output written once. Rows of whole 32-pixel strips
+//! are read in place; others are first copied into a ring of zero-bordered
+//! rows. Small maps whose rows are not whole 16-pixel strips (FaceMesh's
+//! 24 × 24 to 3 × 3) keep the whole depthwise output instead, and take the
+//! pointwise sums over it as one row.
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
@@ -164,6 +166,30 @@ impl ResidualSeparableConv {
         use std::arch::x86_64::*;
         let (c, k) = (self.channels, self.k);
         let p = k / 2;
+        let zero = _mm256_setzero_ps();
+        let pointwise = |d: &[f32], rows: Rows| match &self.activation {
+            Activation::None => self.pointwise_row(d, rows, |v, _| v),
+            Activation::Relu => self.pointwise_row(d, rows, |v, _| _mm256_max_ps(v, zero)),
+            Activation::Prelu(alpha) => self.pointwise_row(d, rows, |v, o| {
+                // Where v's sign bit is set, v·α.
+                _mm256_blendv_ps(v, _mm256_mul_ps(v, _mm256_set1_ps(alpha[o])), v)
+            }),
+        };
+        if w.is_multiple_of(DW_LANES) {
+            // Rows of whole strips (BlazeFace's 128, 64 and 32) are read
+            // where they are, their borders through masked loads: copying
+            // each row into the ring took 1 % of a frame, and BlazeFace's
+            // 128 × 128 blocks went from 0.47 to 0.44 ms.
+            let mut d = vec![0f32; c * w];
+            for y in 0..h {
+                match k {
+                    3 => self.depthwise_row_direct::<3>(x, h, w, y, &mut d),
+                    _ => self.depthwise_row_direct::<5>(x, h, w, y, &mut d),
+                }
+                pointwise(&d, Rows { x, out: &mut *out, y, h, w, wp: w });
+            }
+            return;
+        }
         // Rows are computed in whole depthwise strips (32 pixels); the tail
         // past `w` is never stored.
         let wp = w.div_ceil(DW_LANES) * DW_LANES;
@@ -200,15 +226,6 @@ impl ResidualSeparableConv {
         let flat = h > 0 && !w.is_multiple_of(LANES) && c * h * w <= FLAT_VALUES;
         let stride = if flat { ((h - 1) * w + wp).div_ceil(LANES) * LANES } else { wp };
         let mut d = vec![0f32; c * stride];
-        let zero = _mm256_setzero_ps();
-        let pointwise = |d: &[f32], rows: Rows| match &self.activation {
-            Activation::None => self.pointwise_row(d, rows, |v, _| v),
-            Activation::Relu => self.pointwise_row(d, rows, |v, _| _mm256_max_ps(v, zero)),
-            Activation::Prelu(alpha) => self.pointwise_row(d, rows, |v, o| {
-                // Where v's sign bit is set, v·α.
-                _mm256_blendv_ps(v, _mm256_mul_ps(v, _mm256_set1_ps(alpha[o])), v)
-            }),
-        };
         for y in 0..h {
             load(ring, (y + p) as isize);
             let at = if flat { y * w } else { 0 };
@@ -348,6 +365,65 @@ impl ResidualSeparableConv {
     }
 }
 
+impl ResidualSeparableConv {
+    /// [`Self::depthwise_row`] for rows of whole 32-pixel strips, read in
+    /// place from `x` (`[C][h][w]`) into `d` (`[C][w]`): a kernel row
+    /// outside the map adds nothing, and the taps left of a row's first
+    /// pixel and right of its last are masked loads, whose masked lanes
+    /// read nothing and give zero.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn depthwise_row_direct<const K: usize>(&self, x: &[f32], h: usize, w: usize, y: usize, d: &mut [f32]) {
+        use std::arch::x86_64::*;
+        debug_assert!(w.is_multiple_of(DW_LANES) && x.len() >= self.channels * h * w);
+        let p = K / 2;
+        // Lane i of tap kx's first register reads pixel i + kx - p of the
+        // strip: left of the row where that is negative, right of it (in
+        // the last register) where it is 8 or more.
+        let lanes = |keep: &dyn Fn(isize) -> bool| {
+            let m: [i32; 8] = std::array::from_fn(|i| if keep(i as isize) { -1 } else { 0 });
+            _mm256_loadu_si256(m.as_ptr() as *const __m256i)
+        };
+        let left: [__m256i; K] = std::array::from_fn(|kx| lanes(&|i| i + kx as isize - p as isize >= 0));
+        let right: [__m256i; K] = std::array::from_fn(|kx| lanes(&|i| i + (kx as isize - p as isize) < 8));
+        let zero = _mm256_setzero_ps();
+        for ch in 0..self.channels {
+            let out = &mut d[ch * w..][..w];
+            let kernel = &self.dw_kernel[ch * K * K..][..K * K];
+            let plane = x.as_ptr().add(ch * h * w);
+            for x0 in (0..w).step_by(DW_LANES) {
+                let (first, last) = (x0 == 0, x0 + DW_LANES == w);
+                let mut sums = [[zero; 4]; 3];
+                sums[0] = [_mm256_set1_ps(self.dw_bias[ch]); 4];
+                for ky in 0..K {
+                    let Some(sy) = (y + ky).checked_sub(p).filter(|&sy| sy < h) else { continue };
+                    // Tap kx of pixel i reads i + kx - p: at a row's edges,
+                    // outside it (wrapping: only the masked lanes are).
+                    let src = plane.add(sy * w + x0).wrapping_sub(p);
+                    for kx in 0..K {
+                        let wv = _mm256_set1_ps(kernel[ky * K + kx]);
+                        for (q, sum) in sums[ky % 3].iter_mut().enumerate() {
+                            let at = src.wrapping_add(kx + 8 * q);
+                            let v = if first && q == 0 && kx < p {
+                                _mm256_maskload_ps(at, left[kx])
+                            } else if last && q == 3 && kx > p {
+                                _mm256_maskload_ps(at, right[kx])
+                            } else {
+                                _mm256_loadu_ps(at)
+                            };
+                            *sum = _mm256_fmadd_ps(wv, v, *sum);
+                        }
+                    }
+                }
+                let [a, b, c] = sums;
+                for (q, ((a, b), c)) in a.into_iter().zip(b).zip(c).enumerate() {
+                    _mm256_storeu_ps(out.as_mut_ptr().add(x0 + 8 * q), _mm256_add_ps(_mm256_add_ps(a, b), c));
+                }
+            }
+        }
+    }
+}
+
 impl Op for ResidualSeparableConv {
     fn name(&self) -> StaticName {
         "ResidualSeparableConv".into()
@@ -402,6 +478,10 @@ mod tests {
             (8, 2, 1, 3, Activation::Prelu(vec![0.25; 8])),
             // Rows of partial strips too big to be summed as one row.
             (4, 130, 130, 3, Activation::Relu),
+            // Rows of whole strips, read in place: one strip, and several.
+            (6, 5, 32, 5, Activation::Relu),
+            (24, 9, 128, 3, Activation::None),
+            (7, 1, 64, 5, Activation::Prelu(values(7, 6))),
         ] {
             let op = ResidualSeparableConv::new(
                 c,
