@@ -19,6 +19,7 @@ mod pool;
 mod rewrite;
 mod separable;
 mod stem;
+mod summed;
 pub use rewrite::ChannelPrelu;
 pub use separable::{Activation, ResidualSeparableConv};
 
