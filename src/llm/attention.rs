@@ -240,14 +240,14 @@ impl Head<'_> {
         for (i, (row, o)) in scores.chunks_exact_mut(total).zip(out.chunks_exact_mut(d)).enumerate() {
             let visible = past + i + 1;
             let row = &mut row[..visible];
-            let max = row.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v));
+            let max = lanes(row, f32::NEG_INFINITY, f32::max);
             // The kernel's own sum is not used: its order follows the row's
             // alignment in memory, and a primed session must compute what a
             // fresh one does (each exp does not depend on it).
             if !matches!(softmax_kernel().map(|k| k.run_with_params(row, max)), Some(Ok(_))) {
                 row.iter_mut().for_each(|v| *v = (*v - max).exp());
             }
-            let sum: f32 = row.iter().sum();
+            let sum = lanes(row, 0.0, |a, b| a + b);
             let inv = 1.0 / sum;
             for (p, value) in row.iter().zip(values.chunks_exact(d)) {
                 let w = p * inv;
@@ -259,9 +259,43 @@ impl Head<'_> {
     }
 }
 
+/// `row` folded by `f` in eight lanes (value i into lane i mod 8), then the
+/// lanes in order: eight independent chains where one fold waited on each
+/// step in turn (a row of a few hundred scores took as many latencies),
+/// and the same order whatever the row's place in memory.
+#[inline(always)]
+fn lanes(row: &[f32], init: f32, f: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut acc = [init; 8];
+    let chunks = row.chunks_exact(8);
+    let tail = chunks.remainder();
+    for chunk in chunks {
+        for (a, v) in acc.iter_mut().zip(chunk) {
+            *a = f(*a, *v);
+        }
+    }
+    for (a, v) in acc.iter_mut().zip(tail) {
+        *a = f(*a, *v);
+    }
+    acc.into_iter().fold(init, f)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::rope;
+    use super::{lanes, rope};
+
+    /// The eight-lane fold takes the largest value whatever its place (a
+    /// NaN skipped, as `f32::max` skips it) and sums what one chain sums.
+    #[test]
+    fn lanes_fold_the_whole_row() {
+        for n in [0usize, 1, 7, 8, 9, 17, 300] {
+            let row: Vec<f32> = (0..n).map(|i| ((i * 37 % 101) as f32) - 50.0).collect();
+            let max = row.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v));
+            assert_eq!(lanes(&row, f32::NEG_INFINITY, f32::max), max, "{n} values");
+            // Integers: every order sums them exactly.
+            assert_eq!(lanes(&row, 0.0, |a, b| a + b), row.iter().sum::<f32>(), "{n} values");
+        }
+        assert_eq!(lanes(&[1.0, f32::NAN, 3.0], f32::NEG_INFINITY, f32::max), 3.0);
+    }
 
     /// Position 0 leaves a vector as it is; at angle θ each pair (x_j,
     /// x_{j+d/2}) turns by θ, as HF's rotate-half RoPE turns it.
