@@ -318,11 +318,7 @@ impl ResidualSeparableConv {
 
     /// Output row `y` of the depthwise conv, every channel, into `d`
     /// (channel `ch`'s `wp` values at `ch · stride`), from the ring of input
-    /// rows: 32-pixel strips, the K² taps unrolled. Kernel row `ky` sums
-    /// into set `ky % 3` of four registers: three independent chains per
-    /// register, so that the FMA's latency (5 cycles, 2 in flight per cycle)
-    /// does not bound the loop, as one or two chains did (BlazeFace's 3 × 3
-    /// rows took 3 × the FMA time).
+    /// rows, whose zero borders the edge taps read.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn depthwise_row<const K: usize>(
@@ -334,48 +330,52 @@ impl ResidualSeparableConv {
         d: &mut [f32],
         stride: usize,
     ) {
-        use std::arch::x86_64::*;
-        // Where each kernel row's input row sits in a channel's ring slots.
-        let rows: [usize; K] = std::array::from_fn(|ky| ((y + ky) % K) * plen);
-        let zero = _mm256_setzero_ps();
-        for ch in 0..self.channels {
-            let out = &mut d[ch * stride..][..wp];
-            let kernel = &self.dw_kernel[ch * K * K..][..K * K];
-            let slots = ring.as_ptr().add(ch * K * plen);
-            for x0 in (0..wp).step_by(DW_LANES) {
-                let mut sums = [[zero; 4]; 3];
-                sums[0] = [_mm256_set1_ps(self.dw_bias[ch]); 4];
-                for (ky, row) in rows.iter().enumerate() {
-                    // Tap kx of pixel x reads x + kx - K/2, stored at LEAD
-                    // + x + kx - K/2. In bounds: LEAD + x0 + 32 + K/2 ≤ plen.
-                    let src = slots.add(row + x0 + LEAD - K / 2);
-                    for kx in 0..K {
-                        let wv = _mm256_set1_ps(kernel[ky * K + kx]);
-                        for (q, sum) in sums[ky % 3].iter_mut().enumerate() {
-                            *sum = _mm256_fmadd_ps(wv, _mm256_loadu_ps(src.add(kx + 8 * q)), *sum);
-                        }
-                    }
-                }
-                let [a, b, c] = sums;
-                for (q, ((a, b), c)) in a.into_iter().zip(b).zip(c).enumerate() {
-                    _mm256_storeu_ps(out.as_mut_ptr().add(x0 + 8 * q), _mm256_add_ps(_mm256_add_ps(a, b), c));
-                }
-            }
-        }
+        // Where each kernel row's input row sits in a channel's ring slots;
+        // its values start LEAD in. In bounds: LEAD + x0 + 32 + K/2 ≤ plen.
+        let rows: [usize; K] = std::array::from_fn(|ky| ((y + ky) % K) * plen + LEAD);
+        let ring = ring.as_ptr();
+        self.depthwise_strips::<K, false>(|ch, ky| Some(ring.add(ch * K * plen + rows[ky])), wp, d, stride)
     }
-}
 
-impl ResidualSeparableConv {
     /// [`Self::depthwise_row`] for rows of whole 32-pixel strips, read in
     /// place from `x` (`[C][h][w]`) into `d` (`[C][w]`): a kernel row
-    /// outside the map adds nothing, and the taps left of a row's first
-    /// pixel and right of its last are masked loads, whose masked lanes
-    /// read nothing and give zero.
+    /// outside the map adds nothing, and the taps past a row's ends are
+    /// masked.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn depthwise_row_direct<const K: usize>(&self, x: &[f32], h: usize, w: usize, y: usize, d: &mut [f32]) {
-        use std::arch::x86_64::*;
         debug_assert!(w.is_multiple_of(DW_LANES) && x.len() >= self.channels * h * w);
+        let x = x.as_ptr();
+        let row = |ch: usize, ky: usize| {
+            let sy = (y + ky).checked_sub(K / 2).filter(|&sy| sy < h)?;
+            Some(x.add((ch * h + sy) * w))
+        };
+        self.depthwise_strips::<K, true>(row, w, d, w)
+    }
+
+    /// The depthwise sums of one output row in 32-pixel strips, the K² taps
+    /// unrolled. `row(ch, ky)` is where channel `ch`'s input row for kernel
+    /// row `ky` has its first pixel, `None` for a row outside the map (it
+    /// adds nothing). Tap kx of pixel i reads i + kx - K/2: with `EDGES`
+    /// the taps left of a row's first pixel and right of its last (row
+    /// length `wp`) are masked loads, whose masked lanes read nothing and
+    /// give zero; without, the row has zero borders to read.
+    ///
+    /// Kernel row `ky` sums into set `ky % 3` of four registers: three
+    /// independent chains per register, so that the FMA's latency (5
+    /// cycles, 2 in flight per cycle) does not bound the loop, as one or two
+    /// chains did (BlazeFace's 3 × 3 rows took 3 × the FMA time).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn depthwise_strips<const K: usize, const EDGES: bool>(
+        &self,
+        row: impl Fn(usize, usize) -> Option<*const f32>,
+        wp: usize,
+        d: &mut [f32],
+        stride: usize,
+    ) {
+        use std::arch::x86_64::*;
         let p = K / 2;
         // Lane i of tap kx's first register reads pixel i + kx - p of the
         // strip: left of the row where that is negative, right of it (in
@@ -388,18 +388,21 @@ impl ResidualSeparableConv {
         let right: [__m256i; K] = std::array::from_fn(|kx| lanes(&|i| i + (kx as isize - p as isize) < 8));
         let zero = _mm256_setzero_ps();
         for ch in 0..self.channels {
-            let out = &mut d[ch * w..][..w];
+            let out = &mut d[ch * stride..][..wp];
             let kernel = &self.dw_kernel[ch * K * K..][..K * K];
-            let plane = x.as_ptr().add(ch * h * w);
-            for x0 in (0..w).step_by(DW_LANES) {
-                let (first, last) = (x0 == 0, x0 + DW_LANES == w);
+            // Null for a row outside the map.
+            let rows: [*const f32; K] = std::array::from_fn(|ky| row(ch, ky).unwrap_or(std::ptr::null()));
+            for x0 in (0..wp).step_by(DW_LANES) {
+                let (first, last) = (EDGES && x0 == 0, EDGES && x0 + DW_LANES == wp);
                 let mut sums = [[zero; 4]; 3];
                 sums[0] = [_mm256_set1_ps(self.dw_bias[ch]); 4];
-                for ky in 0..K {
-                    let Some(sy) = (y + ky).checked_sub(p).filter(|&sy| sy < h) else { continue };
-                    // Tap kx of pixel i reads i + kx - p: at a row's edges,
-                    // outside it (wrapping: only the masked lanes are).
-                    let src = plane.add(sy * w + x0).wrapping_sub(p);
+                for (ky, &start) in rows.iter().enumerate() {
+                    if start.is_null() {
+                        continue;
+                    }
+                    // Wrapping: at a row's edges, outside it (only where
+                    // masked, or in the ring's zero border).
+                    let src = start.add(x0).wrapping_sub(p);
                     for kx in 0..K {
                         let wv = _mm256_set1_ps(kernel[ky * K + kx]);
                         for (q, sum) in sums[ky % 3].iter_mut().enumerate() {
