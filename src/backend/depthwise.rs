@@ -99,24 +99,31 @@ impl PhasePlanes {
     #[inline]
     pub fn put_row(&self, plane: &mut [f32], r: usize, left: usize, src: &[f32], step: usize, w: usize) {
         let s = self.stride;
-        if s == 2 && step == 1 {
+        if s == 2 {
             // Padded column `col` goes to phase `col % 2`, at `col / 2`. An
             // odd left pad sends the row's first value to the odd phase; from
-            // there on the values come in pairs (an iterator stepping by 2
-            // took 3 × as long on FaceRes's strided depthwise convs).
+            // there on the values come in pairs of pixels, `2 · step` values
+            // (an iterator stepping by 2 took 3 × as long on FaceRes's
+            // strided depthwise convs, and one indexing by `(i0 + 2j) · step`
+            // as long again on the stems' interleaved RGB).
             let (even, odd) = (self.at(r, 0), self.at(r, 1));
             let skip = left % 2;
             if skip == 1 {
                 plane[odd + left / 2] = src[0];
             }
             let start = left.div_ceil(2);
-            let pairs = src[skip..w].chunks_exact(2);
-            if let [last] = pairs.remainder() {
-                plane[even + start + (w - skip) / 2] = *last;
+            let (n, body) = ((w - skip) / 2, &src[skip * step..]);
+            if (w - skip) % 2 == 1 {
+                plane[even + start + n] = src[(w - 1) * step];
             }
             let (evens, odds) = plane.split_at_mut(odd);
-            for ((pair, e), o) in pairs.zip(&mut evens[even + start..]).zip(&mut odds[start..]) {
-                (*e, *o) = (pair[0], pair[1]);
+            let (evens, odds) = (&mut evens[even + start..][..n], &mut odds[start..][..n]);
+            // A constant step for the planar rows of the depthwise convs: a
+            // chunk size known at compile time halves their copy.
+            if step == 1 {
+                split_pairs(body, 1, evens, odds);
+            } else {
+                split_pairs(body, step, evens, odds);
             }
             return;
         }
@@ -136,6 +143,23 @@ impl PhasePlanes {
     /// Each tap's offset from its output row's first read, tap `ky·k + kx`.
     pub fn taps(&self, k: usize) -> Vec<usize> {
         (0..k * k).map(|t| self.at(t / k, t % k)).collect()
+    }
+}
+
+/// Pixel pair `j` of `body` (values `2j · step` and `(2j + 1) · step`)
+/// into `evens[j]` and `odds[j]`. Whole chunks of `2 · step`, except where
+/// an interleaved row's last pixel ends the slice before its chunk would:
+/// that pair comes after.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn split_pairs(body: &[f32], step: usize, evens: &mut [f32], odds: &mut [f32]) {
+    let done = (body.len() / (2 * step)).min(evens.len());
+    let pairs = body[..done * 2 * step].chunks_exact(2 * step);
+    for ((pair, e), o) in pairs.zip(&mut evens[..done]).zip(&mut odds[..done]) {
+        (*e, *o) = (pair[0], pair[step]);
+    }
+    for j in done..evens.len() {
+        (evens[j], odds[j]) = (body[2 * j * step], body[(2 * j + 1) * step]);
     }
 }
 

@@ -359,12 +359,14 @@ mod tests {
         if !super::super::op::available() {
             return;
         }
-        // Widths across a strip, output channels that do and do not fill a
-        // tile, both strides, both layouts each way (channels-last output
-        // in whole 8 × 8 blocks and a tail), a clamp and a PReLU.
+        // Widths across a strip, odd and even (an interleaved row's last
+        // pixel pairs), output channels that do and do not fill a tile,
+        // both strides, both layouts each way (channels-last output in
+        // whole 8 × 8 blocks and a tail), a clamp and a PReLU.
         for (input, output, cin, cout, h, w, k, stride, before, after, prelu) in [
             (Layout::ChannelsLast, Layout::ChannelsFirst, 3, 24usize, 12, 21, 5, 2, 1, 2, true),
             (Layout::ChannelsLast, Layout::ChannelsLast, 3, 32, 9, 40, 3, 2, 0, 1, false),
+            (Layout::ChannelsLast, Layout::ChannelsFirst, 3, 8, 7, 23, 3, 2, 0, 1, false),
             (Layout::ChannelsFirst, Layout::ChannelsFirst, 1, 6, 7, 40, 3, 1, 1, 1, false),
             (Layout::ChannelsFirst, Layout::ChannelsLast, 2, 5, 6, 5, 3, 1, 0, 0, true),
             (Layout::ChannelsFirst, Layout::ChannelsFirst, 12, 10, 9, 20, 3, 1, 0, 0, false),
