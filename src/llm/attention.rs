@@ -15,8 +15,7 @@
 //! tract's fused KV-cache attention also packs K and V for a general matrix
 //! product on every call, which for a decode step (one query row per head)
 //! costs more than the arithmetic. This op keeps each KV head's keys and
-//! values as contiguous rows and runs the score dot products through the
-//! same kernels as the weights (keys as f32 rows).
+//! values as contiguous rows, one query row's scores a dot product per key.
 //!
 //!   inputs  x [S, d], cos [S, head_dim], sin [S, head_dim]  (RoPE tables at
 //!           the S new positions, HF rotate-half layout)
@@ -31,7 +30,6 @@ use tract_nnef::internal::{
 };
 
 use super::{
-    kernels::{self, Activation, Columns, RowFormat},
     linear::{MappedMatrix, Projection},
     norm::RmsNorm,
 };
@@ -216,30 +214,28 @@ impl Head<'_> {
         if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
             #[target_feature(enable = "avx2,fma")]
             unsafe fn avx2(head: &Head, out: &mut [f32]) {
-                head.compute(out)
+                // SAFETY (of `dot_avx2`): this function runs with AVX2 and FMA.
+                head.compute(out, |q, k| unsafe { dot_avx2(q, k) })
             }
             // SAFETY: the CPU has AVX2 and FMA (checked just above).
             return unsafe { avx2(self, out) };
         }
-        self.compute(out)
+        self.compute(out, dot)
     }
 
     /// Scores = q·kᵀ over the visible keys, softmax, then the weighted sum of
-    /// the values, into `out` ([S, d]).
+    /// the values, into `out` ([S, d]). Each query row by itself, with the
+    /// same arithmetic whatever the chunk it came in: a primed session
+    /// continued computes what a fresh one does.
     #[inline(always)]
-    fn compute(&self, out: &mut [f32]) {
+    fn compute(&self, out: &mut [f32], dot: impl Fn(&[f32], &[f32]) -> f32) {
         let Head { keys, values, queries, past, total, d } = *self;
-        let s = queries.len() / d;
-        let mut scores = vec![0f32; s * total];
-        // Keys as f32 "weight rows": the kernels read them as bytes.
-        // SAFETY: reinterpreting initialised f32s as their bytes; u8 has no invalid values.
-        let kb = unsafe { std::slice::from_raw_parts(keys.as_ptr() as *const u8, total * d * 4) };
-        let acts: Vec<Activation> = queries.chunks_exact(d).map(Activation::F32).collect();
-        // SAFETY: scores holds s rows of `total`; this call writes all of them.
-        unsafe { kernels::matmul_rows(RowFormat::F32, kb, &acts, Columns { ptr: scores.as_mut_ptr(), stride: total }) };
-        for (i, (row, o)) in scores.chunks_exact_mut(total).zip(out.chunks_exact_mut(d)).enumerate() {
-            let visible = past + i + 1;
-            let row = &mut row[..visible];
+        let mut scores = vec![0f32; total];
+        for (i, (q, o)) in queries.chunks_exact(d).zip(out.chunks_exact_mut(d)).enumerate() {
+            let row = &mut scores[..past + i + 1];
+            for (score, key) in row.iter_mut().zip(keys.chunks_exact(d)) {
+                *score = dot(q, key);
+            }
             let max = lanes(row, f32::NEG_INFINITY, f32::max);
             // The kernel's own sum is not used: its order follows the row's
             // alignment in memory, and a primed session must compute what a
@@ -247,16 +243,74 @@ impl Head<'_> {
             if !matches!(softmax_kernel().map(|k| k.run_with_params(row, max)), Some(Ok(_))) {
                 row.iter_mut().for_each(|v| *v = (*v - max).exp());
             }
-            let sum = lanes(row, 0.0, |a, b| a + b);
-            let inv = 1.0 / sum;
-            for (p, value) in row.iter().zip(values.chunks_exact(d)) {
-                let w = p * inv;
-                for (o, x) in o.iter_mut().zip(value) {
-                    *o += w * x;
+            let inv = 1.0 / lanes(row, 0.0, |a, b| a + b);
+            if d == 64 {
+                weighted_sum::<64>(row, inv, values, o);
+            } else {
+                for (p, value) in row.iter().zip(values.chunks_exact(d)) {
+                    let w = p * inv;
+                    for (o, x) in o.iter_mut().zip(value) {
+                        *o = w.mul_add(*x, *o);
+                    }
                 }
             }
         }
     }
+}
+
+/// `q · k` in eight lanes (product j into lane j mod 8), the lanes then
+/// summed as a tree; the values past the last whole eight after.
+#[inline(always)]
+fn dot(q: &[f32], k: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let ((qs, q_tail), (ks, k_tail)) = (q.as_chunks::<8>(), k.as_chunks::<8>());
+    for (a, b) in qs.iter().zip(ks) {
+        for l in 0..8 {
+            acc[l] = a[l].mul_add(b[l], acc[l]);
+        }
+    }
+    let h = [acc[0] + acc[4], acc[1] + acc[5], acc[2] + acc[6], acc[3] + acc[7]];
+    let tail: f32 = q_tail.iter().zip(k_tail).map(|(a, b)| a * b).sum();
+    ((h[0] + h[2]) + (h[1] + h[3])) + tail
+}
+
+/// [`dot`]'s arithmetic in its order, in one AVX2 register: for a 64-value
+/// head eight fused multiply-adds and a three-step reduction. LLVM split
+/// `dot`'s eight lanes into four pairs of 128-bit halves, and the scores
+/// took most of the attention's time in decode.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn dot_avx2(q: &[f32], k: &[f32]) -> f32 {
+    use std::arch::x86_64::*;
+    let ((qs, q_tail), (ks, k_tail)) = (q.as_chunks::<8>(), k.as_chunks::<8>());
+    let mut acc = _mm256_setzero_ps();
+    for (a, b) in qs.iter().zip(ks) {
+        acc = _mm256_fmadd_ps(_mm256_loadu_ps(a.as_ptr()), _mm256_loadu_ps(b.as_ptr()), acc);
+    }
+    // Lanes l + (l + 4), then (0 + 2) and (1 + 3), then the two.
+    let h = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps::<1>(acc));
+    let h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    let tail: f32 = q_tail.iter().zip(k_tail).map(|(a, b)| a * b).sum();
+    _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h))) + tail
+}
+
+/// `o += Σ_p (row[p] · inv) · values[p]` for a head of `D` values, the sums
+/// held in registers across the positions (a slice of unknown length was
+/// loaded and stored again for every position).
+#[inline(always)]
+fn weighted_sum<const D: usize>(row: &[f32], inv: f32, values: &[f32], o: &mut [f32]) {
+    let mut acc = [0f32; D];
+    acc.copy_from_slice(&o[..D]);
+    for (p, value) in row.iter().zip(values.chunks_exact(D)) {
+        let w = p * inv;
+        for (a, x) in acc.iter_mut().zip(value) {
+            *a = w.mul_add(*x, *a);
+        }
+    }
+    o[..D].copy_from_slice(&acc);
 }
 
 /// `row` folded by `f` in eight lanes (value i into lane i mod 8), then the
