@@ -337,6 +337,25 @@ fn lanes(row: &[f32], init: f32, f: impl Fn(f32, f32) -> f32) -> f32 {
 mod tests {
     use super::{lanes, rope};
 
+    /// The AVX2 dot product gives the portable one's bits, for heads of
+    /// whole and partial eights.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_avx2_dot_product_equals_the_portable_one() {
+        if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")) {
+            return;
+        }
+        for d in [64usize, 128, 16, 12, 3] {
+            // Products of many magnitudes: their sums in another order
+            // round otherwise.
+            let q: Vec<f32> = (0..d).map(|i| (i as f32 * 0.731).sin() * 10f32.powi((i % 7) as i32 - 3)).collect();
+            let k: Vec<f32> = (0..d).map(|i| (i as f32 * 1.37 + 0.5).cos() * 1e3).collect();
+            // SAFETY: the features were checked above.
+            let fast = unsafe { super::dot_avx2(&q, &k) };
+            assert_eq!(fast.to_bits(), super::dot(&q, &k).to_bits(), "d {d}");
+        }
+    }
+
     /// The eight-lane fold takes the largest value whatever its place (a
     /// NaN skipped, as `f32::max` skips it) and sums what one chain sums.
     #[test]
