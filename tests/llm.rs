@@ -220,10 +220,12 @@ mod decoding {
     /// DynKeyValueCache and Sdpa), here on tract's CPU runtime: it must be the
     /// mapped graph's model. At fp32 and fp16 (whose weights stay f16 there,
     /// widened on this CPU as the mapped kernels widen them), greedy tokens
-    /// equal llama.cpp's, and the logits equal the mapped graph's within 1e-3
-    /// (the sums run in another order) after a prefill, after a second
-    /// prefill onto a cache (causal mask offset by the past), and at each
-    /// decode step.
+    /// equal llama.cpp's, and the logits equal the mapped graph's after a
+    /// prefill, after a second prefill onto a cache (causal mask offset by
+    /// the past), and at each decode step: within 1e-3 at fp32 (the sums run
+    /// in another order), within 3e-2 at fp16, where the mapped graph's
+    /// cache holds keys and values as f16 (a relative 2^-11 each; 1.2e-2
+    /// here) and tract's holds them as f32.
     #[test]
     fn the_gpus_graph_of_tract_ops_equals_the_mapped_one() {
         use emoedge::backend::{Backend, Cpu};
@@ -254,7 +256,8 @@ mod decoding {
             let mut compare = |ids: &[u32], what: &str| {
                 let (x, y) = (a.logits_after(ids).unwrap().to_vec(), b.logits_after(ids).unwrap());
                 let diff = x.iter().zip(y).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
-                assert!(diff <= 1e-3, "{precision}, {what}: logits differ by {diff}");
+                let tolerance = if precision == Precision::Fp32 { 1e-3 } else { 3e-2 };
+                assert!(diff <= tolerance, "{precision}, {what}: logits differ by {diff}");
                 worst = worst.max(diff);
                 argmax(&x)
             };

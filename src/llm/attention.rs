@@ -30,6 +30,7 @@ use tract_nnef::internal::{
 };
 
 use super::{
+    kernels::RowFormat,
     linear::{MappedMatrix, Projection},
     norm::RmsNorm,
 };
@@ -63,9 +64,11 @@ impl EvalOp for AttentionBlock {
     not_out_of_plan!();
 
     fn state(&self, _ctx: &EvalContext) -> TractResult<Option<Box<dyn OpState>>> {
-        Ok(Some(Box::new(KvCache {
-            keys: vec![Vec::new(); self.n_kv_heads],
-            values: vec![Vec::new(); self.n_kv_heads],
+        let n = self.n_kv_heads;
+        Ok(Some(Box::new(if cache_in_f16(self.o.format) {
+            KvCache::F16(Rows { keys: vec![Vec::new(); n], values: vec![Vec::new(); n] })
+        } else {
+            KvCache::F32(Rows { keys: vec![Vec::new(); n], values: vec![Vec::new(); n] })
         })))
     }
 }
@@ -86,11 +89,29 @@ impl TypedOp for AttentionBlock {
     as_op!();
 }
 
+/// Whether the KV cache beside weights of this format holds f16: where the
+/// weights are narrower than f32 (llama.cpp's default cache is f16 too).
+/// It halves the bytes a decode step reads from the cache, which at a few
+/// hundred positions are a tenth of the weights' bytes and are read from
+/// memory, as the streaming weights push the cache out of L3. Beside f32
+/// weights, the reference precision, it stays f32. The tensor graph rounds
+/// its keys and values alike.
+pub fn cache_in_f16(weights: RowFormat) -> bool {
+    weights != RowFormat::F32
+}
+
 /// The cache: for each KV head, `[P, d_h]` keys and values, row after row.
 #[derive(Clone, Debug)]
-struct KvCache {
-    keys: Vec<Vec<f32>>,
-    values: Vec<Vec<f32>>,
+struct Rows<T> {
+    keys: Vec<Vec<T>>,
+    values: Vec<Vec<T>>,
+}
+
+/// See [`cache_in_f16`].
+#[derive(Clone, Debug)]
+enum KvCache {
+    F32(Rows<f32>),
+    F16(Rows<f16>),
 }
 
 impl OpState for KvCache {
@@ -120,19 +141,54 @@ impl OpState for KvCache {
         rope(&mut q, nh * hd, cos, sin, hd);
         rope(&mut k, nkv * hd, cos, sin, hd);
 
+        // The queries that attend (and rows that leave this op): all, or the last.
+        let first = if op.last_only { s - 1 } else { 0 };
+        let n = s - first;
+        let heads = match self {
+            KvCache::F32(rows) => rows.attend(op, &q, &k, &v, first),
+            KvCache::F16(rows) => rows.attend(op, &q, &k, &v, first),
+        };
+        let mut merged = vec![0f32; n * nh * hd]; // [n, nh·hd]
+        for (h, rows) in heads.chunks_exact(n * hd).enumerate() {
+            for (i, row) in rows.chunks_exact(hd).enumerate() {
+                merged[(i * nh + h) * hd..][..hd].copy_from_slice(row);
+            }
+        }
+        Ok(tvec!(op.o.matmul_onto(&merged, &x[first * d..])?.into_tvalue()))
+    }
+
+    fn reset_lanes(&mut self, _lanes: &[LaneId]) -> TractResult<()> {
+        match self {
+            KvCache::F32(rows) => rows.clear(),
+            KvCache::F16(rows) => rows.clear(),
+        }
+        Ok(())
+    }
+}
+
+impl<T: CacheValue> Rows<T> {
+    fn clear(&mut self) {
+        self.keys.iter_mut().chain(self.values.iter_mut()).for_each(Vec::clear);
+    }
+
+    /// Appends the new positions' keys and values (`k`, `v`: [S, n_kv·d_h],
+    /// `k` after RoPE), then attends the queries from row `first` of `q`
+    /// ([S, n_heads·d_h]): each head's output rows, `[n_heads, S − first,
+    /// d_h]`.
+    fn attend(&mut self, op: &AttentionBlock, q: &[f32], k: &[f32], v: &[f32], first: usize) -> Vec<f32> {
+        let (nh, nkv, hd) = (op.n_heads, op.n_kv_heads, op.head_dim);
+        let s = k.len() / (nkv * hd);
         // Head-major from here: the cache and the score products want each
         // head's rows contiguous.
         let past = self.keys[0].len() / hd;
         for kv in 0..nkv {
             for i in 0..s {
                 let at = i * nkv * hd + kv * hd;
-                self.keys[kv].extend_from_slice(&k[at..at + hd]);
-                self.values[kv].extend_from_slice(&v[at..at + hd]);
+                T::append(&mut self.keys[kv], &k[at..at + hd]);
+                T::append(&mut self.values[kv], &v[at..at + hd]);
             }
         }
         let total = past + s;
-        // The queries that attend (and rows that leave this op): all, or the last.
-        let first = if op.last_only { s - 1 } else { 0 };
         let n = s - first;
         let scale = 1.0 / (hd as f32).sqrt();
         let group = nh / nkv.max(1);
@@ -155,18 +211,66 @@ impl OpState for KvCache {
             };
             one.attend(out);
         });
-        let mut merged = vec![0f32; n * nh * hd]; // [n, nh·hd]
-        for (h, rows) in heads.chunks_exact(n * hd).enumerate() {
-            for (i, row) in rows.chunks_exact(hd).enumerate() {
-                merged[(i * nh + h) * hd..][..hd].copy_from_slice(row);
-            }
-        }
-        Ok(tvec!(op.o.matmul_onto(&merged, &x[first * d..])?.into_tvalue()))
+        heads
     }
+}
 
-    fn reset_lanes(&mut self, _lanes: &[LaneId]) -> TractResult<()> {
-        self.keys.iter_mut().chain(self.values.iter_mut()).for_each(Vec::clear);
-        Ok(())
+/// What the cache holds a key or value as.
+trait CacheValue: Copy + Send + Sync + 'static {
+    #[cfg(all(test, target_arch = "x86_64"))]
+    fn from_f32(x: f32) -> Self;
+    fn to_f32(self) -> f32;
+    /// `xs` onto the end of `dst`, rounded to the nearest.
+    fn append(dst: &mut Vec<Self>, xs: &[f32]);
+    /// Eight values from `p`, as f32.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 and F16C, and `p` point at eight values.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn load8(p: *const Self) -> std::arch::x86_64::__m256;
+}
+
+impl CacheValue for f32 {
+    #[cfg(all(test, target_arch = "x86_64"))]
+    fn from_f32(x: f32) -> f32 {
+        x
+    }
+    fn to_f32(self) -> f32 {
+        self
+    }
+    fn append(dst: &mut Vec<f32>, xs: &[f32]) {
+        dst.extend_from_slice(xs);
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn load8(p: *const f32) -> std::arch::x86_64::__m256 {
+        // SAFETY: the caller's.
+        unsafe { std::arch::x86_64::_mm256_loadu_ps(p) }
+    }
+}
+
+impl CacheValue for f16 {
+    #[cfg(all(test, target_arch = "x86_64"))]
+    fn from_f32(x: f32) -> f16 {
+        f16::from_f32(x)
+    }
+    fn to_f32(self) -> f32 {
+        f16::to_f32(self)
+    }
+    /// Through `half`'s slice conversion, F16C's where the CPU has it (one
+    /// value at a time, prefill ran 1 % slower than with an f32 cache).
+    fn append(dst: &mut Vec<f16>, xs: &[f32]) {
+        use half::slice::HalfFloatSliceExt;
+        let at = dst.len();
+        dst.resize(at + xs.len(), f16::ZERO);
+        dst[at..].convert_from_f32_slice(xs);
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn load8(p: *const f16) -> std::arch::x86_64::__m256 {
+        use std::arch::x86_64::*;
+        // SAFETY: the caller's.
+        unsafe { _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i)) }
     }
 }
 
@@ -189,9 +293,9 @@ fn rope(x: &mut [f32], width: usize, cos: &[f32], sin: &[f32], hd: usize) {
 /// One head's attention for a chunk of `queries` ([S, d], already scaled by
 /// 1/√d) over `total` cached keys and values, `past` of them from before the
 /// chunk.
-struct Head<'a> {
-    keys: &'a [f32],
-    values: &'a [f32],
+struct Head<'a, T> {
+    keys: &'a [T],
+    values: &'a [T],
     queries: &'a [f32],
     past: usize,
     total: usize,
@@ -205,22 +309,26 @@ fn softmax_kernel() -> Option<&'static dyn MapReduce<f32, f32>> {
     KERNEL.get_or_init(|| Func::Softmax2.map_reduce_f32().ok()).as_deref()
 }
 
-impl Head<'_> {
-    /// [`Head::compute`], compiled for AVX2 where the CPU has it: its softmax
-    /// and weighted sum of values are plain loops, which the baseline x86_64
-    /// target vectorises only 4 wide (SSE). In prefill they are ~5 % of the time.
+impl<T: CacheValue> Head<'_, T> {
+    /// [`Head::compute`] with AVX2 kernels where the CPU has them (and
+    /// F16C, for an f16 cache): its softmax is a plain loop, which the
+    /// baseline x86_64 target vectorises only 4 wide (SSE).
     fn attend(&self, out: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-            #[target_feature(enable = "avx2,fma")]
-            unsafe fn avx2(head: &Head, out: &mut [f32]) {
-                // SAFETY (of `dot_avx2`): this function runs with AVX2 and FMA.
-                head.compute(out, |q, k| unsafe { dot_avx2(q, k) })
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c") {
+            #[target_feature(enable = "avx2,fma,f16c")]
+            unsafe fn avx2<T: CacheValue>(head: &Head<T>, out: &mut [f32]) {
+                // SAFETY (of both kernels): this function runs with AVX2, FMA and F16C.
+                head.compute(
+                    out,
+                    |q, keys, row| unsafe { scores_avx2(q, keys, row) },
+                    |row, inv, values, o| unsafe { weighted_sum_avx2(row, inv, values, o) },
+                )
             }
-            // SAFETY: the CPU has AVX2 and FMA (checked just above).
+            // SAFETY: the CPU has AVX2, FMA and F16C (checked just above).
             return unsafe { avx2(self, out) };
         }
-        self.compute(out, dot)
+        self.compute(out, scores, weighted_sum)
     }
 
     /// Scores = q·kᵀ over the visible keys, softmax, then the weighted sum of
@@ -228,14 +336,17 @@ impl Head<'_> {
     /// same arithmetic whatever the chunk it came in: a primed session
     /// continued computes what a fresh one does.
     #[inline(always)]
-    fn compute(&self, out: &mut [f32], dot: impl Fn(&[f32], &[f32]) -> f32) {
+    fn compute(
+        &self,
+        out: &mut [f32],
+        scores: impl Fn(&[f32], &[T], &mut [f32]),
+        weighted_sum: impl Fn(&[f32], f32, &[T], &mut [f32]),
+    ) {
         let Head { keys, values, queries, past, total, d } = *self;
-        let mut scores = vec![0f32; total];
+        let mut row = vec![0f32; total];
         for (i, (q, o)) in queries.chunks_exact(d).zip(out.chunks_exact_mut(d)).enumerate() {
-            let row = &mut scores[..past + i + 1];
-            for (score, key) in row.iter_mut().zip(keys.chunks_exact(d)) {
-                *score = dot(q, key);
-            }
+            let row = &mut row[..past + i + 1];
+            scores(q, keys, row);
             let max = lanes(row, f32::NEG_INFINITY, f32::max);
             // The kernel's own sum is not used: its order follows the row's
             // alignment in memory, and a primed session must compute what a
@@ -244,33 +355,42 @@ impl Head<'_> {
                 row.iter_mut().for_each(|v| *v = (*v - max).exp());
             }
             let inv = 1.0 / lanes(row, 0.0, |a, b| a + b);
-            if d == 64 {
-                weighted_sum::<64>(row, inv, values, o);
-            } else {
-                for (p, value) in row.iter().zip(values.chunks_exact(d)) {
-                    let w = p * inv;
-                    for (o, x) in o.iter_mut().zip(value) {
-                        *o = w.mul_add(*x, *o);
-                    }
-                }
-            }
+            weighted_sum(row, inv, values, o);
         }
+    }
+}
+
+/// `row[j] = q · key j`, the keys `q.len()` values apart.
+fn scores<T: CacheValue>(q: &[f32], keys: &[T], row: &mut [f32]) {
+    for (score, key) in row.iter_mut().zip(keys.chunks_exact(q.len())) {
+        *score = dot(q, key);
+    }
+}
+
+/// [`scores`] through [`dot_avx2`].
+///
+/// # Safety
+/// The CPU must have AVX2, FMA and F16C.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn scores_avx2<T: CacheValue>(q: &[f32], keys: &[T], row: &mut [f32]) {
+    for (score, key) in row.iter_mut().zip(keys.chunks_exact(q.len())) {
+        *score = dot_avx2(q, key);
     }
 }
 
 /// `q · k` in eight lanes (product j into lane j mod 8), the lanes then
 /// summed as a tree; the values past the last whole eight after.
-#[inline(always)]
-fn dot(q: &[f32], k: &[f32]) -> f32 {
+fn dot<T: CacheValue>(q: &[f32], k: &[T]) -> f32 {
     let mut acc = [0f32; 8];
     let ((qs, q_tail), (ks, k_tail)) = (q.as_chunks::<8>(), k.as_chunks::<8>());
     for (a, b) in qs.iter().zip(ks) {
         for l in 0..8 {
-            acc[l] = a[l].mul_add(b[l], acc[l]);
+            acc[l] = a[l].mul_add(b[l].to_f32(), acc[l]);
         }
     }
     let h = [acc[0] + acc[4], acc[1] + acc[5], acc[2] + acc[6], acc[3] + acc[7]];
-    let tail: f32 = q_tail.iter().zip(k_tail).map(|(a, b)| a * b).sum();
+    let tail: f32 = q_tail.iter().zip(k_tail).map(|(a, b)| a * b.to_f32()).sum();
     ((h[0] + h[2]) + (h[1] + h[3])) + tail
 }
 
@@ -280,37 +400,71 @@ fn dot(q: &[f32], k: &[f32]) -> f32 {
 /// took most of the attention's time in decode.
 ///
 /// # Safety
-/// The CPU must have AVX2 and FMA.
+/// The CPU must have AVX2, FMA and F16C.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn dot_avx2(q: &[f32], k: &[f32]) -> f32 {
+unsafe fn dot_avx2<T: CacheValue>(q: &[f32], k: &[T]) -> f32 {
     use std::arch::x86_64::*;
     let ((qs, q_tail), (ks, k_tail)) = (q.as_chunks::<8>(), k.as_chunks::<8>());
     let mut acc = _mm256_setzero_ps();
     for (a, b) in qs.iter().zip(ks) {
-        acc = _mm256_fmadd_ps(_mm256_loadu_ps(a.as_ptr()), _mm256_loadu_ps(b.as_ptr()), acc);
+        acc = _mm256_fmadd_ps(_mm256_loadu_ps(a.as_ptr()), T::load8(b.as_ptr()), acc);
     }
     // Lanes l + (l + 4), then (0 + 2) and (1 + 3), then the two.
     let h = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps::<1>(acc));
     let h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-    let tail: f32 = q_tail.iter().zip(k_tail).map(|(a, b)| a * b).sum();
+    let tail: f32 = q_tail.iter().zip(k_tail).map(|(a, b)| a * b.to_f32()).sum();
     _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h))) + tail
 }
 
-/// `o += Σ_p (row[p] · inv) · values[p]` for a head of `D` values, the sums
-/// held in registers across the positions (a slice of unknown length was
-/// loaded and stored again for every position).
-#[inline(always)]
-fn weighted_sum<const D: usize>(row: &[f32], inv: f32, values: &[f32], o: &mut [f32]) {
-    let mut acc = [0f32; D];
-    acc.copy_from_slice(&o[..D]);
-    for (p, value) in row.iter().zip(values.chunks_exact(D)) {
+/// `o += Σ_p (row[p] · inv) · values[p]`, each output value one chain of
+/// fused multiply-adds in position order.
+fn weighted_sum<T: CacheValue>(row: &[f32], inv: f32, values: &[T], o: &mut [f32]) {
+    for (p, value) in row.iter().zip(values.chunks_exact(o.len())) {
         let w = p * inv;
-        for (a, x) in acc.iter_mut().zip(value) {
-            *a = w.mul_add(*x, *a);
+        for (o, x) in o.iter_mut().zip(value) {
+            *o = w.mul_add(x.to_f32(), *o);
         }
     }
-    o[..D].copy_from_slice(&acc);
+}
+
+/// [`weighted_sum`]'s arithmetic, with 64 output values at a time held in
+/// eight registers across the positions (the slice's values were loaded
+/// and stored again for every position), the rest eight at a time.
+///
+/// # Safety
+/// The CPU must have AVX2, FMA and F16C.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn weighted_sum_avx2<T: CacheValue>(row: &[f32], inv: f32, values: &[T], o: &mut [f32]) {
+    use std::arch::x86_64::*;
+    #[inline(always)]
+    unsafe fn columns<T: CacheValue, const R: usize>(row: &[f32], inv: f32, values: &[T], o: &mut [f32], c0: usize) {
+        let d = o.len();
+        let mut acc: [__m256; R] = std::array::from_fn(|j| _mm256_loadu_ps(o.as_ptr().add(c0 + 8 * j)));
+        for (p, value) in row.iter().zip(values.chunks_exact(d)) {
+            let w = _mm256_set1_ps(p * inv);
+            for (j, a) in acc.iter_mut().enumerate() {
+                *a = _mm256_fmadd_ps(w, T::load8(value.as_ptr().add(c0 + 8 * j)), *a);
+            }
+        }
+        for (j, a) in acc.iter().enumerate() {
+            _mm256_storeu_ps(o.as_mut_ptr().add(c0 + 8 * j), *a);
+        }
+    }
+    let d = o.len();
+    if !d.is_multiple_of(8) {
+        return weighted_sum(row, inv, values, o);
+    }
+    let mut c0 = 0;
+    while c0 + 64 <= d {
+        columns::<T, 8>(row, inv, values, o, c0);
+        c0 += 64;
+    }
+    while c0 < d {
+        columns::<T, 1>(row, inv, values, o, c0);
+        c0 += 8;
+    }
 }
 
 /// `row` folded by `f` in eight lanes (value i into lane i mod 8), then the
@@ -336,24 +490,43 @@ fn lanes(row: &[f32], init: f32, f: impl Fn(f32, f32) -> f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::{lanes, rope};
+    #[cfg(target_arch = "x86_64")]
+    use super::{scores, weighted_sum, CacheValue};
+    #[cfg(target_arch = "x86_64")]
+    use tract_nnef::internal::f16;
 
-    /// The AVX2 dot product gives the portable one's bits, for heads of
-    /// whole and partial eights.
+    /// The AVX2 score and value kernels give the portable ones' bits, for
+    /// an f32 and an f16 cache, heads of whole and partial eights, and rows
+    /// of one key and of many. (The values span magnitudes, so that sums in
+    /// another order round otherwise: a reordered tree fails this.)
     #[cfg(target_arch = "x86_64")]
     #[test]
-    fn the_avx2_dot_product_equals_the_portable_one() {
-        if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")) {
+    fn the_avx2_attention_kernels_equal_the_portable_ones() {
+        if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c")) {
             return;
         }
-        for d in [64usize, 128, 16, 12, 3] {
-            // Products of many magnitudes: their sums in another order
-            // round otherwise.
-            let q: Vec<f32> = (0..d).map(|i| (i as f32 * 0.731).sin() * 10f32.powi((i % 7) as i32 - 3)).collect();
-            let k: Vec<f32> = (0..d).map(|i| (i as f32 * 1.37 + 0.5).cos() * 1e3).collect();
-            // SAFETY: the features were checked above.
-            let fast = unsafe { super::dot_avx2(&q, &k) };
-            assert_eq!(fast.to_bits(), super::dot(&q, &k).to_bits(), "d {d}");
+        fn bits(v: &[f32]) -> Vec<u32> {
+            v.iter().map(|v| v.to_bits()).collect()
         }
+        fn check<T: CacheValue>() {
+            for (d, n) in [(64usize, 1usize), (64, 37), (16, 5), (12, 9), (128, 20)] {
+                let q: Vec<f32> = (0..d).map(|i| (i as f32 * 0.731).sin() * 10f32.powi((i % 7) as i32 - 3)).collect();
+                let kv: Vec<T> = (0..n * d).map(|i| T::from_f32((i as f32 * 1.37 + 0.5).cos() * 1e3)).collect();
+                let (mut fast, mut slow) = (vec![f32::NAN; n], vec![f32::NAN; n]);
+                // SAFETY: the caller checked the features.
+                unsafe { super::scores_avx2(&q, &kv, &mut fast) };
+                scores(&q, &kv, &mut slow);
+                assert_eq!(bits(&fast), bits(&slow), "scores, d {d}, {n} keys");
+                let weights: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin().abs()).collect();
+                let (mut fast, mut slow) = (q.clone(), q.clone());
+                // SAFETY: the caller checked the features.
+                unsafe { super::weighted_sum_avx2(&weights, 0.3, &kv, &mut fast) };
+                weighted_sum(&weights, 0.3, &kv, &mut slow);
+                assert_eq!(bits(&fast), bits(&slow), "values, d {d}, {n} keys");
+            }
+        }
+        check::<f32>();
+        check::<f16>();
     }
 
     /// The eight-lane fold takes the largest value whatever its place (a
