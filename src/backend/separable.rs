@@ -175,16 +175,20 @@ impl ResidualSeparableConv {
                 _mm256_blendv_ps(v, _mm256_mul_ps(v, _mm256_set1_ps(alpha[o])), v)
             }),
         };
-        if w.is_multiple_of(DW_LANES) {
-            // Rows of whole strips (BlazeFace's 128, 64 and 32) are read
+        if w.is_multiple_of(LANES) {
+            // Rows of whole strips (BlazeFace's 128, 64, 32 and 16) are read
             // where they are, their borders through masked loads: copying
             // each row into the ring took 1 % of a frame, and BlazeFace's
-            // 128 × 128 blocks went from 0.47 to 0.44 ms.
+            // 128 × 128 blocks went from 0.47 to 0.44 ms. A 16-pixel row
+            // takes strips of 16 (in the ring, a strip of 32, half of it
+            // wasted: its 16 × 16 blocks went from 0.088 to 0.073 ms).
             let mut d = vec![0f32; c * w];
             for y in 0..h {
-                match k {
-                    3 => self.depthwise_row_direct::<3>(x, h, w, y, &mut d),
-                    _ => self.depthwise_row_direct::<5>(x, h, w, y, &mut d),
+                match (k, w.is_multiple_of(DW_LANES)) {
+                    (3, true) => self.depthwise_row_direct::<3, 4>(x, h, w, y, &mut d),
+                    (3, false) => self.depthwise_row_direct::<3, 2>(x, h, w, y, &mut d),
+                    (_, true) => self.depthwise_row_direct::<5, 4>(x, h, w, y, &mut d),
+                    (_, false) => self.depthwise_row_direct::<5, 2>(x, h, w, y, &mut d),
                 }
                 pointwise(&d, Rows { x, out: &mut *out, y, h, w, wp: w });
             }
@@ -334,26 +338,34 @@ impl ResidualSeparableConv {
         // its values start LEAD in. In bounds: LEAD + x0 + 32 + K/2 ≤ plen.
         let rows: [usize; K] = std::array::from_fn(|ky| ((y + ky) % K) * plen + LEAD);
         let ring = ring.as_ptr();
-        self.depthwise_strips::<K, false>(|ch, ky| Some(ring.add(ch * K * plen + rows[ky])), wp, d, stride)
+        self.depthwise_strips::<K, false, 4>(|ch, ky| Some(ring.add(ch * K * plen + rows[ky])), wp, d, stride)
     }
 
-    /// [`Self::depthwise_row`] for rows of whole 32-pixel strips, read in
-    /// place from `x` (`[C][h][w]`) into `d` (`[C][w]`): a kernel row
-    /// outside the map adds nothing, and the taps past a row's ends are
+    /// [`Self::depthwise_row`] for rows of whole strips of `8 · Q` pixels,
+    /// read in place from `x` (`[C][h][w]`) into `d` (`[C][w]`): a kernel
+    /// row outside the map adds nothing, and the taps past a row's ends are
     /// masked.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn depthwise_row_direct<const K: usize>(&self, x: &[f32], h: usize, w: usize, y: usize, d: &mut [f32]) {
-        debug_assert!(w.is_multiple_of(DW_LANES) && x.len() >= self.channels * h * w);
+    unsafe fn depthwise_row_direct<const K: usize, const Q: usize>(
+        &self,
+        x: &[f32],
+        h: usize,
+        w: usize,
+        y: usize,
+        d: &mut [f32],
+    ) {
+        debug_assert!(w.is_multiple_of(8 * Q) && x.len() >= self.channels * h * w);
         let x = x.as_ptr();
         let row = |ch: usize, ky: usize| {
             let sy = (y + ky).checked_sub(K / 2).filter(|&sy| sy < h)?;
             Some(x.add((ch * h + sy) * w))
         };
-        self.depthwise_strips::<K, true>(row, w, d, w)
+        self.depthwise_strips::<K, true, Q>(row, w, d, w)
     }
 
-    /// The depthwise sums of one output row in 32-pixel strips, the K² taps
+    /// The depthwise sums of one output row in strips of `8 · Q` pixels
+    /// (`Q` registers; 32 pixels in the ring), the K² taps
     /// unrolled. `row(ch, ky)` is where channel `ch`'s input row for kernel
     /// row `ky` has its first pixel, `None` for a row outside the map (it
     /// adds nothing). Tap kx of pixel i reads i + kx - K/2: with `EDGES`
@@ -368,7 +380,7 @@ impl ResidualSeparableConv {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     #[inline]
-    unsafe fn depthwise_strips<const K: usize, const EDGES: bool>(
+    unsafe fn depthwise_strips<const K: usize, const EDGES: bool, const Q: usize>(
         &self,
         row: impl Fn(usize, usize) -> Option<*const f32>,
         wp: usize,
@@ -392,10 +404,10 @@ impl ResidualSeparableConv {
             let kernel = &self.dw_kernel[ch * K * K..][..K * K];
             // Null for a row outside the map.
             let rows: [*const f32; K] = std::array::from_fn(|ky| row(ch, ky).unwrap_or(std::ptr::null()));
-            for x0 in (0..wp).step_by(DW_LANES) {
-                let (first, last) = (EDGES && x0 == 0, EDGES && x0 + DW_LANES == wp);
-                let mut sums = [[zero; 4]; 3];
-                sums[0] = [_mm256_set1_ps(self.dw_bias[ch]); 4];
+            for x0 in (0..wp).step_by(8 * Q) {
+                let (first, last) = (EDGES && x0 == 0, EDGES && x0 + 8 * Q == wp);
+                let mut sums = [[zero; Q]; 3];
+                sums[0] = [_mm256_set1_ps(self.dw_bias[ch]); Q];
                 for (ky, &start) in rows.iter().enumerate() {
                     if start.is_null() {
                         continue;
@@ -409,7 +421,7 @@ impl ResidualSeparableConv {
                             let at = src.wrapping_add(kx + 8 * q);
                             let v = if first && q == 0 && kx < p {
                                 _mm256_maskload_ps(at, left[kx])
-                            } else if last && q == 3 && kx > p {
+                            } else if last && q == Q - 1 && kx > p {
                                 _mm256_maskload_ps(at, right[kx])
                             } else {
                                 _mm256_loadu_ps(at)
@@ -485,6 +497,9 @@ mod tests {
             (6, 5, 32, 5, Activation::Relu),
             (24, 9, 128, 3, Activation::None),
             (7, 1, 64, 5, Activation::Prelu(values(7, 6))),
+            // Rows of whole 16-pixel strips: one, and three.
+            (12, 6, 16, 3, Activation::Relu),
+            (5, 4, 48, 5, Activation::None),
         ] {
             let op = ResidualSeparableConv::new(
                 c,
