@@ -373,7 +373,7 @@ impl ResidualSeparableConv {
     /// length `wp`) are masked loads, whose masked lanes read nothing and
     /// give zero; without, the row has zero borders to read.
     ///
-    /// Kernel row `ky` sums into set `ky % 3` of four registers: three
+    /// Kernel row `ky` sums into set `ky % 3` of `Q` registers: three
     /// independent chains per register, so that the FMA's latency (5
     /// cycles, 2 in flight per cycle) does not bound the loop, as one or two
     /// chains did (BlazeFace's 3 × 3 rows took 3 × the FMA time).

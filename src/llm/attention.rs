@@ -66,9 +66,9 @@ impl EvalOp for AttentionBlock {
     fn state(&self, _ctx: &EvalContext) -> TractResult<Option<Box<dyn OpState>>> {
         let n = self.n_kv_heads;
         Ok(Some(Box::new(if cache_in_f16(self.o.format) {
-            KvCache::F16(Rows { keys: vec![Vec::new(); n], values: vec![Vec::new(); n] })
+            KvCache::F16(Rows::new(n))
         } else {
-            KvCache::F32(Rows { keys: vec![Vec::new(); n], values: vec![Vec::new(); n] })
+            KvCache::F32(Rows::new(n))
         })))
     }
 }
@@ -94,8 +94,8 @@ impl TypedOp for AttentionBlock {
 /// It halves the bytes a decode step reads from the cache, which at a few
 /// hundred positions are a tenth of the weights' bytes and are read from
 /// memory, as the streaming weights push the cache out of L3. Beside f32
-/// weights, the reference precision, it stays f32. The tensor graph rounds
-/// its keys and values alike.
+/// weights, the reference precision, it stays f32. The tensor graph
+/// (tract's ops, for a GPU) keeps an f32 cache whatever the weights.
 pub fn cache_in_f16(weights: RowFormat) -> bool {
     weights != RowFormat::F32
 }
@@ -167,6 +167,11 @@ impl OpState for KvCache {
 }
 
 impl<T: CacheValue> Rows<T> {
+    /// An empty cache for `n` KV heads.
+    fn new(n: usize) -> Rows<T> {
+        Rows { keys: vec![Vec::new(); n], values: vec![Vec::new(); n] }
+    }
+
     fn clear(&mut self) {
         self.keys.iter_mut().chain(self.values.iter_mut()).for_each(Vec::clear);
     }
@@ -257,8 +262,7 @@ impl CacheValue for f16 {
     fn to_f32(self) -> f32 {
         f16::to_f32(self)
     }
-    /// Through `half`'s slice conversion, F16C's where the CPU has it (one
-    /// value at a time, prefill ran 1 % slower than with an f32 cache).
+    /// Through `half`'s slice conversion, vectorised where the CPU allows.
     fn append(dst: &mut Vec<f16>, xs: &[f32]) {
         use half::slice::HalfFloatSliceExt;
         let at = dst.len();
@@ -321,14 +325,14 @@ impl<T: CacheValue> Head<'_, T> {
                 // SAFETY (of both kernels): this function runs with AVX2, FMA and F16C.
                 head.compute(
                     out,
-                    |q, keys, row| unsafe { scores_avx2(q, keys, row) },
+                    |q, key| unsafe { dot_avx2(q, key) },
                     |row, inv, values, o| unsafe { weighted_sum_avx2(row, inv, values, o) },
                 )
             }
             // SAFETY: the CPU has AVX2, FMA and F16C (checked just above).
             return unsafe { avx2(self, out) };
         }
-        self.compute(out, scores, weighted_sum)
+        self.compute(out, dot, weighted_sum)
     }
 
     /// Scores = q·kᵀ over the visible keys, softmax, then the weighted sum of
@@ -339,14 +343,16 @@ impl<T: CacheValue> Head<'_, T> {
     fn compute(
         &self,
         out: &mut [f32],
-        scores: impl Fn(&[f32], &[T], &mut [f32]),
+        dot: impl Fn(&[f32], &[T]) -> f32,
         weighted_sum: impl Fn(&[f32], f32, &[T], &mut [f32]),
     ) {
         let Head { keys, values, queries, past, total, d } = *self;
         let mut row = vec![0f32; total];
         for (i, (q, o)) in queries.chunks_exact(d).zip(out.chunks_exact_mut(d)).enumerate() {
             let row = &mut row[..past + i + 1];
-            scores(q, keys, row);
+            for (score, key) in row.iter_mut().zip(keys.chunks_exact(d)) {
+                *score = dot(q, key);
+            }
             let max = lanes(row, f32::NEG_INFINITY, f32::max);
             // The kernel's own sum is not used: its order follows the row's
             // alignment in memory, and a primed session must compute what a
@@ -357,25 +363,6 @@ impl<T: CacheValue> Head<'_, T> {
             let inv = 1.0 / lanes(row, 0.0, |a, b| a + b);
             weighted_sum(row, inv, values, o);
         }
-    }
-}
-
-/// `row[j] = q · key j`, the keys `q.len()` values apart.
-fn scores<T: CacheValue>(q: &[f32], keys: &[T], row: &mut [f32]) {
-    for (score, key) in row.iter_mut().zip(keys.chunks_exact(q.len())) {
-        *score = dot(q, key);
-    }
-}
-
-/// [`scores`] through [`dot_avx2`].
-///
-/// # Safety
-/// The CPU must have AVX2, FMA and F16C.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-unsafe fn scores_avx2<T: CacheValue>(q: &[f32], keys: &[T], row: &mut [f32]) {
-    for (score, key) in row.iter_mut().zip(keys.chunks_exact(q.len())) {
-        *score = dot_avx2(q, key);
     }
 }
 
@@ -489,13 +476,13 @@ fn lanes(row: &[f32], init: f32, f: impl Fn(f32, f32) -> f32) -> f32 {
 
 #[cfg(test)]
 mod tests {
-    use super::{lanes, rope};
     #[cfg(target_arch = "x86_64")]
-    use super::{scores, weighted_sum, CacheValue};
+    use super::{dot, weighted_sum, CacheValue};
+    use super::{lanes, rope};
     #[cfg(target_arch = "x86_64")]
     use tract_nnef::internal::f16;
 
-    /// The AVX2 score and value kernels give the portable ones' bits, for
+    /// The AVX2 dot product and value kernel give the portable ones' bits, for
     /// an f32 and an f16 cache, heads of whole and partial eights, and rows
     /// of one key and of many. (The values span magnitudes, so that sums in
     /// another order round otherwise: a reordered tree fails this.)
@@ -512,10 +499,9 @@ mod tests {
             for (d, n) in [(64usize, 1usize), (64, 37), (16, 5), (12, 9), (128, 20)] {
                 let q: Vec<f32> = (0..d).map(|i| (i as f32 * 0.731).sin() * 10f32.powi((i % 7) as i32 - 3)).collect();
                 let kv: Vec<T> = (0..n * d).map(|i| T::from_f32((i as f32 * 1.37 + 0.5).cos() * 1e3)).collect();
-                let (mut fast, mut slow) = (vec![f32::NAN; n], vec![f32::NAN; n]);
                 // SAFETY: the caller checked the features.
-                unsafe { super::scores_avx2(&q, &kv, &mut fast) };
-                scores(&q, &kv, &mut slow);
+                let fast: Vec<f32> = kv.chunks_exact(d).map(|key| unsafe { super::dot_avx2(&q, key) }).collect();
+                let slow: Vec<f32> = kv.chunks_exact(d).map(|key| dot(&q, key)).collect();
                 assert_eq!(bits(&fast), bits(&slow), "scores, d {d}, {n} keys");
                 let weights: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin().abs()).collect();
                 let (mut fast, mut slow) = (q.clone(), q.clone());
